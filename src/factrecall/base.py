@@ -1,0 +1,66 @@
+"""Shared types: array aliases in paper symbols and the ``Model(init, apply)`` pair.
+
+Every model family is a factory returning a :class:`Model`: ``init(key) -> params`` and
+``apply(params, x) -> y`` over plain pytrees (dicts of arrays). Constructions return the same pytrees as
+``init``, so trained and constructed weights go through one evaluator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, Int
+
+Params = dict[str, Any]
+"""A model's parameters: a flat dict of arrays named as in the paper (``W``, ``V``, ``Q``, ...)."""
+
+Key = jax.Array
+"""A typed PRNG key (``jax.random.key``)."""
+
+Source = Key | tuple[int, ...]
+"""Where random numbers come from: a JAX key (usable inside ``jit``), or a tuple of integers seeding NumPy
+on the host (no compilation, identical on every device). Data of the capacity search use the latter."""
+
+__all__ = ["Array", "Float", "Int", "Key", "Model", "Params", "Source", "normal", "substream", "uniform"]
+
+
+def substream(source: Source, i: int) -> Source:
+    """An independent source for part ``i`` of a draw: ``fold_in(key, i)``, or the seed tuple extended by i."""
+    if isinstance(source, tuple):
+        return (*source, i)
+    return jax.random.fold_in(source, i)
+
+
+def normal(source: Source, shape: tuple[int, ...]) -> Float[Array, "..."]:
+    """Standard normal float32 draws of ``shape``; entry order is row-major.
+
+    Both kinds of source are prefix-stable in the leading axis: the first rows of an (n, d) draw equal an
+    (n', d) draw (NumPy fills sequentially; JAX's partitionable Threefry, the default since JAX 0.5, draws
+    each entry from its index).
+    """
+    if isinstance(source, tuple):
+        return jnp.asarray(np.random.default_rng(source).standard_normal(shape, dtype=np.float32))
+    return jax.random.normal(source, shape)
+
+
+def uniform(source: Source, shape: tuple[int, ...]) -> Float[Array, "..."]:
+    """Uniform [0, 1) float32 draws of ``shape`` (prefix-stable like :func:`normal`)."""
+    if isinstance(source, tuple):
+        return jnp.asarray(np.random.default_rng(source).random(shape, dtype=np.float32))
+    return jax.random.uniform(source, shape)
+
+
+class Model(NamedTuple):
+    """A model family as two pure functions over a params pytree.
+
+    Attributes:
+        init: ``init(key) -> params``.
+        apply: ``apply(params, x) -> y``; jit- and vmap-compatible, shapes read from ``params``.
+    """
+
+    init: Callable[[Key], Params]
+    apply: Callable[..., Array]

@@ -1,0 +1,111 @@
+"""Parameter counts, information-theoretic bounds and the paper's guide lines (no JAX here).
+
+Every count says what it includes. The paper's guide constants are kept in :data:`PAPER` with where they come
+from, so reports can put a measured constant next to the paper's without copying the paper's numbers into a
+result.
+
+Paper: §3 (Theorems 1–3 and Figure 1), §5 (lower bounds), Appendix (Figure 6).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+
+class Guide(NamedTuple):
+    """A constant the paper reports (not a measurement of ours) and where it comes from."""
+
+    value: float
+    source: str
+
+
+PAPER: dict[str, Guide] = {
+    "linear_d2_over_NlogN": Guide(1.3, "Fig. 1 left: d² = 1.3·N log N (trained linear memory, 99% accuracy)"),
+    "mlp_md_over_NlogN": Guide(0.35, "Fig. 1 right: m·d = 0.35·N log N (trained MLP memory, M = N)"),
+    "mlp_fixed_M_md_over_N": Guide(1.2, "Fig. 6: m·d = 1.2·N (trained MLP memory, M = 32 outputs)"),
+    "mlp_exponent": Guide(0.9, "Fig. 1 right caption: N ∝ (m·d)^0.9"),
+    "linear_ceiling_NlogN_over_d2": Guide(0.5, "sharp asymptotics of the best linear memory: N log N → d²/2"),
+    "hebbian_NlogN_over_d2": Guide(0.125, "Thm 1 construction, all correct: N log N ≈ d²/8 (SPEC §1.3)"),
+    "transformer_facts_per_param": Guide(0.15, "Fig. 4 left: facts = 0.15·params (≈ 0.45 bits/param)"),
+}
+
+
+def linear_params(d: int, rank: int | None = None) -> int:
+    """Weights of a linear memory W = A B: d² when full, 2·d·r for rank r < d.
+
+    >>> linear_params(16), linear_params(16, rank=4)
+    (256, 128)
+    """
+    return d * d if rank is None or rank >= d else 2 * d * rank
+
+
+def mlp_params(d: int, m: int) -> int:
+    """Weights of an MLP memory V^T relu(W e + b): 2·m·d (W and V; the bias is counted apart).
+
+    >>> mlp_params(16, 32)
+    1024
+    """
+    return 2 * m * d
+
+
+def mlp_bias_params(m: int) -> int:
+    """The MLP bias b ∈ R^m, reported separately from :func:`mlp_params`."""
+    return m
+
+
+def bits_to_store(N: int, M: int) -> float:
+    """Bits needed to store an arbitrary map f*: [N] -> [M]: N·log2 M (§5)."""
+    return N * math.log2(M) if M > 1 else 0.0
+
+
+def bits_per_param(N: int, M: int, n_params: int) -> float:
+    """N·log2 M / params: how many bits each parameter holds when N associations are stored."""
+    return bits_to_store(N, M) / n_params
+
+
+def n_log_n(N: float) -> float:
+    """N·ln N (natural log), the paper's capacity scale for M = N."""
+    return N * math.log(N) if N > 1 else 0.0
+
+
+def solve_n_log_n(c: float) -> float:
+    """The N > 1 with N·ln N = c (Newton's method), e.g. the guide capacity for d² = 1.3·N log N.
+
+    >>> round(solve_n_log_n(n_log_n(100.0)), 6)
+    100.0
+    """
+    if c <= 0:
+        return 1.0
+    N = max(2.0, c / max(math.log(c), 1.0))
+    for _ in range(50):
+        step = (N * math.log(N) - c) / (math.log(N) + 1.0)
+        N = max(1.0 + 1e-9, N - step)
+        if abs(step) < 1e-10 * N:
+            break
+    return N
+
+
+def guide_linear(d: float) -> float:
+    """The paper's guide capacity of a trained linear memory: N with d² = 1.3·N log N."""
+    return solve_n_log_n(d * d / PAPER["linear_d2_over_NlogN"].value)
+
+
+def ceiling_linear(d: float) -> float:
+    """The sharp all-correct ceiling of linear memories: N with N log N = d²/2."""
+    return solve_n_log_n(PAPER["linear_ceiling_NlogN_over_d2"].value * d * d)
+
+
+def guide_hebbian(d: float) -> float:
+    """The Hebbian construction, all correct: N with N log N = d²/8."""
+    return solve_n_log_n(PAPER["hebbian_NlogN_over_d2"].value * d * d)
+
+
+def guide_mlp(d: int, m: int) -> float:
+    """The paper's guide capacity of a trained MLP memory (M = N): N with m·d = 0.35·N log N."""
+    return solve_n_log_n(m * d / PAPER["mlp_md_over_NlogN"].value)
+
+
+def guide_mlp_fixed_outputs(d: int, m: int) -> float:
+    """The paper's guide capacity of a trained MLP memory with M = 32 outputs: N = m·d / 1.2."""
+    return m * d / PAPER["mlp_fixed_M_md_over_N"].value

@@ -1,0 +1,583 @@
+"""Storage capacity: the largest number of associations N a memory stores at a criterion.
+
+The search (SPEC §1.4) brackets N* from a lower bound that is actually tested, then bisects (geometric
+midpoints) until hi/lo ≤ 1 + ``rel_precision`` or hi − lo ≤ 1. All seeds advance together: each round, every
+unfinished seed proposes one N, and all (seed, N, learning rate) runs of the round are padded to one shape
+and trained as a single compiled program (:func:`factrecall.engine.train_many`). Every trial draws fresh
+embeddings from ``fold_in(key(seed), N)``, so a trial's numbers depend only on (seed, N, lr).
+
+A trained memory stores N when *some* learning rate of the grid reaches the criterion; the winning rate is
+recorded. Constructions (no training) go through the same search and the same evaluator.
+
+Paper: §3 (Figures 1 and 6), SPEC §1.2–1.4.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from factrecall import bounds
+from factrecall.base import Key, Model, Params, Source, substream
+from factrecall.constructions import (
+    construct_hebbian,
+    construct_low_rank_hebbian,
+    construct_mlp_random_features,
+)
+from factrecall.embeddings import GEOMETRIES, table
+from factrecall.engine import OPTIMIZERS, Problem, Settings, compile_seconds, cross_entropy, train_many
+from factrecall.errors import TrainingError, check
+from factrecall.memories import MemoryData, linear_memory, logits, memory_accuracy, mlp_memory
+from factrecall.task import TARGET_KINDS, output_mask, targets, zipf_weights
+
+MODELS = ("linear", "mlp")
+
+# Default recipes. Linear: the paper's (Adam, 4096 steps) with the grid {0.1, 1, 10} of the authors' code.
+LINEAR_LRS: tuple[float, ...] = (0.1, 1.0, 10.0)
+LINEAR_STEPS = 4096
+# MLP: the paper trains at lr 3e-2 for up to 32768 steps; a cosine decay over the same budget with the grid
+# {0.03, 0.1, 0.3} stores more (see benchmarks/RESULTS.md), so it is our default.
+MLP_LRS: tuple[float, ...] = (0.03, 0.1, 0.3)
+MLP_STEPS = 32768
+MLP_SCHEDULE = "cosine"
+MLP_WARMUP = 256
+METHODS = {"linear": ("trained", "hebbian"), "mlp": ("trained", "construction")}
+
+
+class MemorySpec(NamedTuple):
+    """Everything that defines one capacity measurement (hashable: it keys compiled programs).
+
+    Attributes:
+        model: ``linear`` or ``mlp``.
+        d: embedding dimension.
+        m: MLP width (``mlp`` only).
+        rank: rank r of a low-rank linear memory (``None``: full).
+        M: number of outputs; ``None`` means M = N (a bijection, the paper's default).
+        target: ``bijection`` (M = N), ``balanced`` (f*(x) = floor(x·M/N)) or ``random``.
+        alpha: Zipf exponent of the input weights p(x) ∝ (x+1)^-α (0: uniform).
+        geometry: embedding geometry (``sphere``, ``orthogonal``, ``onehot``, ``spiked``).
+        beta: spike strength of the ``spiked`` geometry.
+        method: ``trained``, or a construction (``hebbian`` for linear, ``construction`` for MLP).
+        criterion: fraction of (p-weighted) inputs that must be decoded correctly.
+        top_k: an input counts as correct when f*(x) is among the k best outputs.
+        lrs: learning-rate grid (trained only); the best is kept.
+        n_steps: step budget per run.
+        eval_every: steps between accuracy checks (the run stops at the criterion).
+        optimizer: optax optimizer name.
+        schedule: ``constant`` or ``cosine`` (warm-up then cosine decay to 0 at ``n_steps``).
+        warmup: warm-up steps of the cosine schedule.
+        patience: stop a trial whose best accuracy has not improved for this many steps (``None``: never).
+    """
+
+    model: str
+    d: int
+    m: int | None = None
+    rank: int | None = None
+    M: int | None = None
+    target: str = "bijection"
+    alpha: float = 0.0
+    geometry: str = "sphere"
+    beta: float = 4.0
+    method: str = "trained"
+    criterion: float = 0.99
+    top_k: int = 1
+    lrs: tuple[float, ...] = (0.1, 1.0, 10.0)
+    n_steps: int = 4096
+    eval_every: int = 64
+    optimizer: str = "adam"
+    schedule: str = "constant"
+    warmup: int = 0
+    patience: int | None = None
+
+
+def recipe(model: str, d: int, m: int | None = None, **overrides: Any) -> MemorySpec:
+    """A :class:`MemorySpec` with the project's default training recipe for ``model``, then ``overrides``.
+
+    Linear: Adam, 4096 steps, grid {0.1, 1, 10}, accuracy every 64 steps. MLP: Adam with warm-up and cosine
+    decay over 32768 steps, grid {0.03, 0.1, 0.3}, accuracy every 128 steps. ``None`` overrides are ignored.
+
+    >>> recipe("mlp", 8, 8).schedule
+    'cosine'
+    """
+    base: dict[str, Any] = {"model": model, "d": d, "m": m}
+    if model == "linear":
+        base.update(lrs=LINEAR_LRS, n_steps=LINEAR_STEPS, eval_every=64)
+    else:
+        base.update(lrs=MLP_LRS, n_steps=MLP_STEPS, eval_every=128, schedule=MLP_SCHEDULE, warmup=MLP_WARMUP)
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    if base.get("M") is not None and base.get("target", "bijection") == "bijection":
+        base["target"] = "balanced"
+    return MemorySpec(**base)
+
+
+def validate_spec(spec: MemorySpec) -> None:
+    """Raise :class:`ConfigError` naming the first invalid field of ``spec``."""
+    check(spec.model in MODELS, f"model must be one of {', '.join(MODELS)}, got {spec.model!r}")
+    check(spec.d >= 1, f"d must be ≥ 1, got d={spec.d}")
+    methods = METHODS[spec.model]
+    check(
+        spec.method in methods,
+        f"method for {spec.model} must be one of {', '.join(methods)}, got {spec.method!r}",
+    )
+    if spec.model == "mlp":
+        check(spec.m is not None and spec.m >= 1, f"width must be ≥ 1 for an MLP memory, got {spec.m}")
+    check(spec.rank is None or 1 <= spec.rank <= spec.d, f"rank must be in [1, d={spec.d}], got {spec.rank}")
+    check(spec.M is None or spec.M >= 2, f"outputs M must be ≥ 2 (or unset for M = N), got {spec.M}")
+    check(
+        spec.target in TARGET_KINDS, f"target must be one of {', '.join(TARGET_KINDS)}, got {spec.target!r}"
+    )
+    check(
+        (spec.target == "bijection") == (spec.M is None),
+        "target 'bijection' needs M unset (M = N), and M needs 'balanced' or 'random'",
+    )
+    check(spec.alpha >= 0, f"zipf alpha must be ≥ 0, got {spec.alpha}")
+    check(
+        spec.geometry in GEOMETRIES, f"geometry must be one of {', '.join(GEOMETRIES)}, got {spec.geometry!r}"
+    )
+    check(0.0 < spec.criterion <= 1.0, f"criterion must be in (0, 1], got {spec.criterion}")
+    check(spec.top_k >= 1, f"top_k must be ≥ 1, got {spec.top_k}")
+    check(
+        len(spec.lrs) >= 1 and all(lr > 0 for lr in spec.lrs),
+        f"learning rates must be > 0, got {list(spec.lrs)}",
+    )
+    check(spec.n_steps >= 1, f"steps must be ≥ 1, got {spec.n_steps}")
+    check(spec.eval_every >= 1, f"eval_every must be ≥ 1, got {spec.eval_every}")
+    check(
+        spec.optimizer in OPTIMIZERS,
+        f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {spec.optimizer!r}",
+    )
+
+
+def memory_model(spec: MemorySpec) -> Model:
+    """The :class:`~factrecall.base.Model` that ``spec`` trains or constructs."""
+    if spec.model == "linear":
+        return linear_memory(spec.d, spec.rank)
+    return mlp_memory(spec.d, spec.m)
+
+
+def param_count(spec: MemorySpec) -> tuple[int, int]:
+    """(weights the paper counts, extra parameters counted apart): d² or 2dr; 2md and the bias m."""
+    if spec.model == "linear":
+        return bounds.linear_params(spec.d, spec.rank), 0
+    return bounds.mlp_params(spec.d, spec.m), bounds.mlp_bias_params(spec.m)
+
+
+def memory_data(
+    n_pad: int,
+    m_pad: int,
+    N: Any,
+    M: Any,
+    d: int,
+    *,
+    key: Source,
+    target: str = "bijection",
+    alpha: float = 0.0,
+    geometry: str = "sphere",
+    beta: float = 4.0,
+) -> MemoryData:
+    """An association problem of N inputs and M outputs in R^d, padded to (n_pad, m_pad) rows.
+
+    Embeddings come from ``substream(key, 0)``, unembeddings from ``substream(key, 1)``, random targets from
+    ``substream(key, 2)``. With a JAX key, ``N`` and ``M`` may be traced (one program serves several sizes).
+    """
+    k_in, k_out, k_f = (substream(key, i) for i in range(3))
+    return MemoryData(
+        E=table(geometry, n_pad, d, key=k_in, beta=beta),
+        U=table(geometry, m_pad, d, key=k_out, beta=beta),
+        targets=targets(n_pad, N, M, target, key=k_f),
+        weights=zipf_weights(n_pad, N, alpha),
+        out_mask=output_mask(m_pad, M),
+    )
+
+
+@functools.cache
+def memory_problem(model: Model, top_k: int = 1) -> Problem:
+    """Full-batch softmax cross-entropy over all outputs, and accuracy (top-k) as the monitored metric."""
+
+    def loss(params: Params, data: MemoryData, key: Key):
+        del key  # full batch: nothing to sample
+        return cross_entropy(logits(model, params, data), data.targets, data.weights)
+
+    def evaluate(params: Params, data: MemoryData):
+        return {"accuracy": memory_accuracy(model, params, data, top_k)}
+
+    return Problem(loss, evaluate, "accuracy")
+
+
+class Trial(NamedTuple):
+    """One tested (seed, N): whether it was stored, its best accuracy and which learning rate won."""
+
+    seed: int
+    N: int
+    stored: bool
+    accuracy: float
+    lr: float | None
+    diverged: int
+    steps: int
+
+
+def _bucket(n: int) -> int:
+    """Tightest padded size for n: a multiple of 2^max(3, ⌊log2 n⌋ − 4), i.e. at most ~6% above n."""
+    step = 2 ** max(3, n.bit_length() - 5)
+    return step * math.ceil(n / step)
+
+
+def _prepare(
+    spec: MemorySpec, n_pad: int, seeds: Sequence[int], Ns: Sequence[int]
+) -> tuple[MemoryData, Params, Key]:
+    """Data, initial params and keys of each (seed, N) row, stacked.
+
+    Data are drawn on the host by NumPy from the seed tuple (seed, N) — no compilation per padded shape, and
+    the same numbers on every device. Initial weights come from the JAX key ``fold_in(key(seed), N)``
+    (its ``fold_in(·, 1)``), whose shapes do not depend on N.
+    """
+    m_pad = n_pad if spec.M is None else spec.M
+    model = memory_model(spec)
+    rows, params, keys = [], [], []
+    for seed, N in zip(seeds, Ns, strict=True):
+        M = N if spec.M is None else spec.M
+        rows.append(
+            memory_data(
+                n_pad,
+                m_pad,
+                N,
+                M,
+                spec.d,
+                key=(seed, N),
+                target=spec.target,
+                alpha=spec.alpha,
+                geometry=spec.geometry,
+                beta=spec.beta,
+            )
+        )
+        keys.append(jax.random.fold_in(jax.random.key(seed), N))
+        params.append(model.init(jax.random.fold_in(keys[-1], 1)))
+    stack = lambda *xs: jnp.stack(xs)  # noqa: E731
+    return jax.tree_util.tree_map(stack, *rows), jax.tree_util.tree_map(stack, *params), jnp.stack(keys)
+
+
+def _settings(spec: MemorySpec) -> Settings:
+    return Settings(
+        spec.n_steps,
+        spec.eval_every,
+        spec.criterion,
+        spec.optimizer,
+        spec.schedule,
+        spec.warmup,
+        patience=spec.patience,
+    )
+
+
+def _run_trained(spec: MemorySpec, data: MemoryData, params: Params, keys: Key) -> tuple[np.ndarray, ...]:
+    model = memory_model(spec)
+    out = train_many(
+        memory_problem(model, spec.top_k), _settings(spec), params, data, jnp.asarray(spec.lrs), keys
+    )
+    return tuple(np.asarray(x) for x in (out.best_metric, out.diverged, out.steps))
+
+
+@functools.lru_cache(maxsize=None)
+def _constructor(spec: MemorySpec) -> Callable[..., Any]:
+    model = memory_model(spec)
+
+    def build(data: MemoryData, key: Key) -> Params:
+        if spec.model == "mlp":
+            return construct_mlp_random_features(data, spec.m, key=key)
+        if spec.rank is not None and spec.rank < spec.d:
+            return construct_low_rank_hebbian(data, spec.rank, key=key)
+        return construct_hebbian(data)
+
+    def accuracy(data: MemoryData, key: Key):
+        return memory_accuracy(model, build(data, key), data, spec.top_k)
+
+    return jax.jit(jax.vmap(accuracy))
+
+
+def _run_constructed(spec: MemorySpec, data: MemoryData, params: Params, keys: Key) -> tuple[np.ndarray, ...]:
+    del params
+    acc = np.asarray(_constructor(spec)(data, jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)))[:, None]
+    return acc, np.zeros_like(acc, dtype=bool), np.zeros_like(acc, dtype=int)
+
+
+def run_trials(
+    spec: MemorySpec, Ns: Sequence[int], seeds: Sequence[int], shape: tuple[int, int] | None = None
+) -> list[Trial]:
+    """Test whether each (seed, N) pair is stored; all pairs run as one padded, compiled batch.
+
+    Args:
+        spec: what is stored and how.
+        Ns, seeds: the pairs to test.
+        shape: (rows, n_pad) to pad the batch to (extra rows repeat the last pair and are dropped);
+            default: the tightest shape (see :func:`_bucket`).
+    """
+    rows, n_pad = shape or (len(Ns), _bucket(max(Ns)))
+    if spec.geometry in ("orthogonal", "onehot"):
+        n_pad = min(n_pad, spec.d)
+    pad = rows - len(Ns)
+    data, params, keys = _prepare(spec, n_pad, [*seeds, *[seeds[-1]] * pad], [*Ns, *[Ns[-1]] * pad])
+    run = _run_trained if spec.method == "trained" else _run_constructed
+    acc, diverged, steps = run(spec, data, params, keys)
+    lrs = spec.lrs if spec.method == "trained" else (None,)
+    trials = []
+    for i, (seed, N) in enumerate(zip(seeds, Ns, strict=True)):
+        finite = np.isfinite(acc[i])
+        if not finite.any():  # every learning rate diverged before its first evaluation
+            trials.append(
+                Trial(seed, N, False, float("nan"), None, int(diverged[i].sum()), int(steps[i].max()))
+            )
+            continue
+        j = int(np.argmax(np.where(finite, acc[i], -np.inf)))  # the smallest learning rate among the best
+        best = float(acc[i, j])
+        trials.append(
+            Trial(seed, N, best >= spec.criterion, best, lrs[j], int(diverged[i].sum()), int(steps[i, j]))
+        )
+    return trials
+
+
+class _ShapePlanner:
+    """Pads each round to a shape (rows, n_pad) that is cheap overall.
+
+    Compiling a new shape costs about a second or two (measured from XLA's compile events); padding costs
+    compute ∝ rows·n_pad² (measured per round; before the first round, ``prior_unit`` guesses it). A round
+    reuses an already compiled, larger shape when the extra compute is expected to cost less than a
+    compile; and when rounds are cheap it pads generously (to 1.35·N), so that the next bracketing steps
+    fit the same program.
+    """
+
+    GENEROUS = 1.35
+
+    def __init__(self, n_devices: int, prior_unit: float):
+        self.n_devices = n_devices
+        self.compiled: set[tuple[int, int]] = set()
+        self.unit = prior_unit  # seconds per row·n_pad² of a round
+        self.compile_s = 1.5
+
+    def _cost(self, shape: tuple[int, int]) -> float:
+        return self.unit * shape[0] * shape[1] ** 2
+
+    def choose(self, rows: int, n: int) -> tuple[int, int]:
+        rows = self.n_devices * math.ceil(rows / self.n_devices)
+        tight = (rows, _bucket(n))
+        reusable = [s for s in self.compiled if s[0] >= rows and s[1] >= tight[1]]
+        best = min(reusable, key=self._cost, default=None)
+        if best is not None and self._cost(best) < self._cost(tight) + self.compile_s:
+            return best
+        generous = (rows, _bucket(math.ceil(self.GENEROUS * n)))
+        return generous if self._cost(generous) - self._cost(tight) < 0.5 * self.compile_s else tight
+
+    def record(self, shape: tuple[int, int], seconds: float, compile_seconds: float) -> None:
+        self.compiled.add(shape)
+        if compile_seconds > 0:
+            self.compile_s = 0.5 * (self.compile_s + compile_seconds)
+        self.unit = 0.5 * (self.unit + max(seconds - compile_seconds, 1e-3) / (shape[0] * shape[1] ** 2))
+
+
+class _Bracket:
+    """Search state of one seed: the largest stored N tested (lo) and the smallest failing N tested (hi).
+
+    Until both ends are known, N moves away from the guess by factors 1.15, 1.15², 1.15⁴, … (small first
+    steps, since the guess is usually close); then it bisects geometrically.
+    """
+
+    FIRST_STEP = 1.15
+
+    def __init__(self, guess: int, n_max: int, rel_precision: float):
+        self.lo: int | None = None
+        self.hi: int | None = None
+        self.next = max(1, min(guess, n_max))
+        self.n_max, self.rel = n_max, rel_precision
+        self.step = self.FIRST_STEP
+
+    def update(self, N: int, stored: bool) -> None:
+        if stored:
+            self.lo = N
+        else:
+            self.hi = N
+        if self.lo is None:  # nothing stored yet: go down
+            self.next = max(1, min(N - 1, math.floor(N / self.step)))
+            self.step *= self.step
+        elif self.hi is None:  # no failure yet: go up, up to the cap
+            self.next = min(self.n_max, max(N + 1, math.ceil(N * self.step)))
+            self.step *= self.step
+        else:
+            mid = round(math.sqrt(self.lo * self.hi))
+            self.next = min(max(mid, self.lo + 1), self.hi - 1)
+        if self.done:
+            self.next = 0
+
+    @property
+    def done(self) -> bool:
+        if self.lo is None:
+            return self.hi is not None and self.hi <= 1
+        if self.hi is None:
+            return self.lo >= self.n_max
+        return self.hi - self.lo <= 1 or self.hi / self.lo <= 1 + self.rel
+
+    def rounds_left(self) -> int:
+        """A rough estimate of the rounds this seed still needs (for progress bars)."""
+        if self.done:
+            return 0
+        ratio = self.step if self.lo is None or self.hi is None else self.hi / self.lo
+        bisections = math.ceil(math.log2(max(math.log(ratio) / math.log(1 + self.rel), 1.0)))
+        return bisections + (1 if self.lo is None or self.hi is None else 0)
+
+
+class CapacityResult(NamedTuple):
+    """Capacity of a memory over seeds, with what was counted and how it was found."""
+
+    spec: MemorySpec
+    seeds: tuple[int, ...]
+    capacity_per_seed: tuple[int, ...]
+    capped: bool
+    params: int
+    extra_params: int
+    trials: tuple[Trial, ...]
+    seconds: float
+
+    @property
+    def capacity(self) -> float:
+        """Median N* over seeds."""
+        return float(statistics.median(self.capacity_per_seed))
+
+    def winning_lrs(self) -> list[float | None]:
+        """The learning rate that stored N* for each seed (``None`` for constructions)."""
+        best = {}
+        for t in self.trials:
+            if t.stored and t.N == dict(zip(self.seeds, self.capacity_per_seed, strict=True))[t.seed]:
+                best[t.seed] = t.lr
+        return [best.get(s) for s in self.seeds]
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON record of the result: counts, per-seed values, and derived ratios."""
+        spec, N = self.spec, self.capacity
+        M = N if spec.M is None else spec.M
+        out: dict[str, Any] = {
+            "model": spec.model,
+            "d": spec.d,
+            "m": spec.m,
+            "rank": spec.rank,
+            "outputs": "N" if spec.M is None else spec.M,
+            "method": spec.method,
+            "criterion": spec.criterion,
+            "top_k": spec.top_k,
+            "params": self.params,
+            "params_note": _params_note(spec),
+            "extra_params": self.extra_params,
+            "capacity": N,
+            "capacity_per_seed": list(self.capacity_per_seed),
+            "capacity_min": min(self.capacity_per_seed),
+            "capacity_max": max(self.capacity_per_seed),
+            "capped": self.capped,
+            "seeds": list(self.seeds),
+            "facts_per_param": N / self.params,
+            "bits_per_param": bounds.bits_per_param(N, M, self.params) if M > 1 else 0.0,
+            "bits_lower_bound": bounds.bits_to_store(N, M),
+            "bits_lower_bound_note": "N·log2 M: bits needed to store an arbitrary map [N] → [M] (§5)",
+            "seconds": self.seconds,
+            "trials": len(self.trials),
+            "diverged_runs": sum(t.diverged for t in self.trials),
+        }
+        if spec.model == "linear":
+            out["NlogN_over_d2"] = bounds.n_log_n(N) / spec.d**2
+        if spec.method == "trained":
+            out.update(
+                lrs=list(spec.lrs),
+                lr_per_seed=self.winning_lrs(),
+                n_steps=spec.n_steps,
+                optimizer=spec.optimizer,
+            )
+        return out
+
+
+def _params_note(spec: MemorySpec) -> str:
+    if spec.model == "linear":
+        return "d² (W)" if spec.rank is None or spec.rank >= spec.d else "2·d·r (A and B)"
+    return "2·m·d (W and V); the bias b (m) is in extra_params"
+
+
+def default_guess(spec: MemorySpec) -> int:
+    """A starting N near the expected capacity (only speeds the search up; any value ≥ 1 works)."""
+    params, _ = param_count(spec)
+    if spec.model == "linear" and spec.method == "hebbian":
+        guess = bounds.solve_n_log_n(params / 8)
+    elif spec.model == "linear":
+        guess = bounds.solve_n_log_n(params / 1.1)
+    elif spec.M is not None:
+        guess = params / 2 / 1.2
+    elif spec.method == "construction":
+        guess = bounds.solve_n_log_n(params / 8)
+    else:
+        guess = bounds.solve_n_log_n(params / 2 / 0.35)
+    return max(2, int(guess))
+
+
+def capacity(
+    spec: MemorySpec,
+    seeds: Sequence[int] = (0, 1, 2),
+    *,
+    guess: int | None = None,
+    n_max: int = 1_000_000,
+    rel_precision: float = 0.01,
+    on_round: Callable[[int, int, str], None] | None = None,
+) -> CapacityResult:
+    """Measure N* for each seed by bracketing and bisection; see the module docstring.
+
+    Args:
+        spec: what to measure.
+        seeds: one N* per seed (fresh embeddings per trial).
+        guess: first N tested (default: near the expected capacity).
+        n_max: largest N tried; a seed that stores ``n_max`` is reported as capped.
+        rel_precision: stop when hi/lo ≤ 1 + rel_precision (or hi − lo ≤ 1).
+        on_round: called after each round with (rounds done, estimated total, a status line).
+
+    Returns:
+        A :class:`CapacityResult`.
+
+    Raises:
+        ConfigError: invalid ``spec`` or arguments.
+    """
+    validate_spec(spec)
+    check(len(seeds) >= 1, "need at least one seed")
+    check(rel_precision > 0, f"rel_precision must be > 0, got {rel_precision}")
+    if spec.geometry in ("orthogonal", "onehot"):
+        n_max = min(n_max, spec.d)
+    start = time.perf_counter()
+    brackets = {s: _Bracket(guess or default_guess(spec), n_max, rel_precision) for s in seeds}
+    trials: list[Trial] = []
+    rounds = 0
+    # a priori seconds per row·n_pad² of a round, measured on two CPU cores (refined after each round)
+    prior = 1e-5 * spec.n_steps / 4096 * len(spec.lrs) / 3 if spec.method == "trained" else 1e-7
+    planner = _ShapePlanner(jax.device_count() if spec.method == "trained" else 1, prior)
+    while active := [s for s in seeds if not brackets[s].done]:
+        Ns = [brackets[s].next for s in active]
+        shape = planner.choose(len(Ns), max(Ns))
+        t0, c0 = time.perf_counter(), compile_seconds()
+        for t in run_trials(spec, Ns, active, shape):
+            brackets[t.seed].update(t.N, t.stored)
+            trials.append(t)
+        planner.record(shape, time.perf_counter() - t0, compile_seconds() - c0)
+        rounds += 1
+        if on_round is not None:
+            left = max(b.rounds_left() for b in brackets.values())
+            status = ", ".join(f"seed {s}: [{brackets[s].lo}, {brackets[s].hi}]" for s in seeds)
+            on_round(rounds, rounds + left, status)
+    per_seed = tuple(brackets[s].lo or 0 for s in seeds)
+    capped = any(b.lo is not None and b.hi is None for b in brackets.values())
+    params, extra = param_count(spec)
+    for seed, n_star in zip(seeds, per_seed, strict=True):
+        if n_star < 1 and any(t.diverged for t in trials if t.seed == seed):
+            raise TrainingError(
+                f"{spec.model} memory at d={spec.d}, seed {seed}: training diverged and nothing was stored; "
+                f"lower the learning rates (got {list(spec.lrs)})"
+            )
+    return CapacityResult(
+        spec, tuple(seeds), per_seed, capped, params, extra, tuple(trials), time.perf_counter() - start
+    )

@@ -1,0 +1,93 @@
+import json
+
+import pytest
+
+from factrecall import cli
+
+
+def run_cli(capsys, *argv):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return exc.value.code, out, err
+
+
+REQUIRED_KEYS = {
+    "model",
+    "d",
+    "params",
+    "criterion",
+    "method",
+    "capacity",
+    "capacity_per_seed",
+    "bits_per_param",
+    "facts_per_param",
+    "seconds",
+}
+
+
+def test_capacity_linear_json_is_one_object_with_the_documented_keys(capsys):
+    code, out, err = run_cli(capsys, "capacity", "linear", "--d", "8", "--seeds", "2", "--json", "--quiet")
+    assert code == 0, err
+    record = json.loads(out)
+    assert REQUIRED_KEYS <= set(record)
+    assert record["model"] == "linear" and record["d"] == 8 and record["params"] == 64
+    assert len(record["capacity_per_seed"]) == 2 and record["capacity"] >= 20
+    assert record["run"]["versions"]["jax"] and record["run"]["device"].startswith("cpu")
+    assert record["spec"]["lrs"] == [0.1, 1.0, 10.0]
+
+
+def test_capacity_mlp_construction_table(capsys):
+    code, out, err = run_cli(
+        capsys, "capacity", "mlp", "--d", "8", "--width", "32", "--method", "construction", "--seeds", "1"
+    )
+    assert code == 0, err
+    assert "capacity" in out and "bits_per_param" in out
+
+
+def test_hebbian_json(capsys):
+    code, out, _ = run_cli(
+        capsys, "capacity", "linear", "--d", "16", "--method", "hebbian", "--criterion", "1.0", "--json", "-q"
+    )
+    assert code == 0
+    assert json.loads(out)["method"] == "hebbian"
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["capacity", "linear", "--d", "0"], "d must be ≥ 1, got d=0"),
+        (["capacity", "linear", "--d", "abc"], "--d"),
+        (["capacity", "linear", "--seeds", "0"], "--seeds must be ≥ 1, got 0"),
+        (["capacity", "linear", "--criterion", "1.5"], "criterion must be in (0, 1], got 1.5"),
+        (["capacity", "linear", "--method", "magic"], "method for linear must be one of trained, hebbian"),
+        (["capacity", "linear", "--rank", "99", "--d", "8"], "rank must be in"),
+        (["capacity", "linear", "--lr", "-1"], "learning rates must be > 0"),
+        (["capacity", "linear", "--geometry", "torus"], "geometry"),
+        (["capacity", "linear", "--bogus"], "No such option"),
+        (["capacity", "mlp", "--width", "0"], "width must be ≥ 1"),
+        (["capacity", "mlp", "--outputs", "1"], "outputs M must be ≥ 2"),
+        (["capacity", "mlp", "--method", "hebbian"], "method for mlp"),
+        (["capacity", "conv"], "No such command"),
+        (["reproduce", "fig99"], "unknown figure 'fig99'"),
+        (["reproduce", "fig1", "--scale", "huge"], "unknown scale 'huge'"),
+    ],
+)
+def test_bad_input_gives_error_and_exit_2(capsys, argv, match, tmp_path):
+    code, out, err = run_cli(
+        capsys, *argv, *(["--out", str(tmp_path / "r")] if argv[0] == "reproduce" else [])
+    )
+    assert code == 2
+    assert err.startswith("error: ") and match in err, err
+    assert out == ""
+    assert not (tmp_path / "r").exists()
+
+
+def test_plot_only_without_results_is_an_input_error(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "reproduce", "fig1", "--plot-only", "--out", str(tmp_path))
+    assert code == 2 and "no results for fig1" in err
+
+
+def test_reproduce_list(capsys):
+    code, out, _ = run_cli(capsys, "reproduce", "--list")
+    assert code == 0 and "fig1" in out and "fig6" in out
