@@ -17,12 +17,12 @@ reproduce: $(STAMP)
 	$(BIN)/factrecall reproduce all --scale quick --out $(OUT)
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks conftest.py
+	$(BIN)/ruff format --check src tests benchmarks conftest.py
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks conftest.py
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks

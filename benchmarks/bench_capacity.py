@@ -81,7 +81,8 @@ def main() -> None:
     seeds = tuple(range(args.seeds))
     print(f"device: {device()}; linear memory, criterion 0.99, lrs {LINEAR_LRS}, {LINEAR_STEPS} steps")
     print(
-        f"{'d':>4} {'ours s':>8} {'naive s':>8} {'naive/ours':>10}  {'N* ours':>16} {'N* naive':>16} {'agree':>6}"
+        f"{'d':>4} {'ours s':>8} {'naive s':>8} {'naive/ours':>10}  "
+        f"{'N* ours':>16} {'N* naive':>16} {'agree':>6}"
     )
     for d in args.d:
         capacity(recipe("linear", 4), seeds=(0,))  # warm up JAX itself, not our programs
@@ -94,7 +95,7 @@ def main() -> None:
         agree = abs(statistics.median(ours) - statistics.median(naive)) <= 0.1 * statistics.median(naive)
         print(
             f"{d:>4} {t_ours:>8.1f} {t_naive:>8.1f} {t_naive / t_ours:>10.1f}  "
-            f"{str(list(ours)):>16} {str(list(naive)):>16} {'yes' if agree else 'NO':>6}"
+            f"{list(ours)!s:>16} {list(naive)!s:>16} {'yes' if agree else 'NO':>6}"
         )
 
 

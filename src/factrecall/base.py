@@ -29,7 +29,7 @@ __all__ = ["Array", "Float", "Int", "Key", "Model", "Params", "Source", "normal"
 
 
 def substream(source: Source, i: int) -> Source:
-    """An independent source for part ``i`` of a draw: ``fold_in(key, i)``, or the seed tuple extended by i."""
+    """An independent source for part ``i``: ``fold_in(key, i)``, or the seed tuple extended by ``i``."""
     if isinstance(source, tuple):
         return (*source, i)
     return jax.random.fold_in(source, i)

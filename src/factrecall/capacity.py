@@ -284,7 +284,7 @@ def _run_trained(spec: MemorySpec, data: MemoryData, params: Params, keys: Key) 
     return tuple(np.asarray(x) for x in (out.best_metric, out.diverged, out.steps))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _constructor(spec: MemorySpec) -> Callable[..., Any]:
     model = memory_model(spec)
 

@@ -2,8 +2,8 @@
 
 Tables are drawn from a :data:`~factrecall.base.Source` (a JAX key, or a seed tuple for NumPy on the host).
 Row ``i`` of a random table depends only on ``(source, i, d)``: a table of ``n`` rows is the first ``n`` rows
-of any larger table drawn from the same source. The capacity search relies on this to pad problems of different sizes
-to one shape without changing the numbers.
+of any larger table drawn from the same source. The capacity search relies on this to pad problems of
+different sizes to one shape without changing the numbers.
 
 Paper: §3.1 (setting of the associative memories), §4 (embeddings of the transformer).
 """
