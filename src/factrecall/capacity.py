@@ -519,6 +519,48 @@ def default_guess(spec: MemorySpec) -> int:
     return max(2, int(guess))
 
 
+def search_largest(
+    run_round: Callable[[list[int], list[int]], list[Trial]],
+    seeds: Sequence[int],
+    guess: int,
+    *,
+    n_max: int = 1_000_000,
+    rel_precision: float = 0.01,
+    on_round: Callable[[int, int, str], None] | None = None,
+) -> tuple[tuple[int, ...], bool, tuple[Trial, ...]]:
+    """The largest stored N for each seed, by bracketing and geometric bisection (SPEC §1.4).
+
+    Generic over what is stored: ``run_round(Ns, seeds)`` tests one N per seed (all in one batch, ideally)
+    and returns a :class:`Trial` per pair. Each seed starts at ``guess``, moves by ×1.15, ×1.15², … until
+    it has a stored N (lo) and a failing N (hi) that were both tested, then bisects until hi/lo ≤ 1 +
+    ``rel_precision`` or hi − lo ≤ 1. N never exceeds ``n_max``; a seed that stores ``n_max`` is capped.
+
+    Returns:
+        (N* per seed — 0 if even N = 1 failed —, whether any seed was capped, every trial in order).
+
+    Raises:
+        ConfigError: no seeds, or ``rel_precision`` ≤ 0.
+    """
+    check(len(seeds) >= 1, "need at least one seed")
+    check(rel_precision > 0, f"rel_precision must be > 0, got {rel_precision}")
+    check(n_max >= 1, f"n_max must be ≥ 1, got {n_max}")
+    brackets = {s: _Bracket(guess, n_max, rel_precision) for s in seeds}
+    trials: list[Trial] = []
+    rounds = 0
+    while active := [s for s in seeds if not brackets[s].done]:
+        for t in run_round([brackets[s].next for s in active], active):
+            brackets[t.seed].update(t.N, t.stored)
+            trials.append(t)
+        rounds += 1
+        if on_round is not None:
+            left = max(b.rounds_left() for b in brackets.values())
+            status = ", ".join(f"seed {s}: [{brackets[s].lo}, {brackets[s].hi}]" for s in seeds)
+            on_round(rounds, rounds + left, status)
+    per_seed = tuple(brackets[s].lo or 0 for s in seeds)
+    capped = any(b.lo is not None and b.hi is None for b in brackets.values())
+    return per_seed, capped, tuple(trials)
+
+
 def capacity(
     spec: MemorySpec,
     seeds: Sequence[int] = (0, 1, 2),
@@ -545,32 +587,28 @@ def capacity(
         ConfigError: invalid ``spec`` or arguments.
     """
     validate_spec(spec)
-    check(len(seeds) >= 1, "need at least one seed")
-    check(rel_precision > 0, f"rel_precision must be > 0, got {rel_precision}")
     if spec.geometry in ("orthogonal", "onehot"):
         n_max = min(n_max, spec.d)
     start = time.perf_counter()
-    brackets = {s: _Bracket(guess or default_guess(spec), n_max, rel_precision) for s in seeds}
-    trials: list[Trial] = []
-    rounds = 0
     # a priori seconds per row·n_pad² of a round, measured on two CPU cores (refined after each round)
     prior = 1e-5 * spec.n_steps / 4096 * len(spec.lrs) / 3 if spec.method == "trained" else 1e-7
     planner = _ShapePlanner(jax.device_count() if spec.method == "trained" else 1, prior)
-    while active := [s for s in seeds if not brackets[s].done]:
-        Ns = [brackets[s].next for s in active]
+
+    def run_round(Ns: list[int], active: list[int]) -> list[Trial]:
         shape = planner.choose(len(Ns), max(Ns))
         t0, c0 = time.perf_counter(), compile_seconds()
-        for t in run_trials(spec, Ns, active, shape):
-            brackets[t.seed].update(t.N, t.stored)
-            trials.append(t)
+        trials = run_trials(spec, Ns, active, shape)
         planner.record(shape, time.perf_counter() - t0, compile_seconds() - c0)
-        rounds += 1
-        if on_round is not None:
-            left = max(b.rounds_left() for b in brackets.values())
-            status = ", ".join(f"seed {s}: [{brackets[s].lo}, {brackets[s].hi}]" for s in seeds)
-            on_round(rounds, rounds + left, status)
-    per_seed = tuple(brackets[s].lo or 0 for s in seeds)
-    capped = any(b.lo is not None and b.hi is None for b in brackets.values())
+        return trials
+
+    per_seed, capped, trials = search_largest(
+        run_round,
+        seeds,
+        guess or default_guess(spec),
+        n_max=n_max,
+        rel_precision=rel_precision,
+        on_round=on_round,
+    )
     params, extra = param_count(spec)
     for seed, n_star in zip(seeds, per_seed, strict=True):
         if n_star < 1 and any(t.diverged for t in trials if t.seed == seed):
@@ -579,5 +617,5 @@ def capacity(
                 f"lower the learning rates (got {list(spec.lrs)})"
             )
     return CapacityResult(
-        spec, tuple(seeds), per_seed, capped, params, extra, tuple(trials), time.perf_counter() - start
+        spec, tuple(seeds), per_seed, capped, params, extra, trials, time.perf_counter() - start
     )
