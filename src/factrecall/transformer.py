@@ -115,14 +115,17 @@ def init(cfg: TransformerConfig, *, key: Key) -> Params:
 def attention(
     params: Params, x: Float[Array, "T d"], kind: str = "softmax"
 ) -> tuple[Float[Array, "H T"], Float[Array, "H d_h"]]:
-    """Per-head attention weights a (H, T) of the last position, and head outputs o_h = Σ_t a_t V_hᵀ x_t."""
+    """Per-head attention weights a (H, T) of the last position, and head outputs o_h = Σ_t a_t V_hᵀ x_t.
+
+    Evaluated in the cheapest order: s_t = x_t · (K_h (Q_hᵀ x_T)) and o_h = V_hᵀ (Σ_t a_t x_t), which costs
+    O(H·(d·d_h + T·d)) per sequence instead of O(H·T·d·d_h) for projecting every position.
+    """
     d_h = params["Q"].shape[-1]
     q = jnp.einsum("d,hde->he", x[-1], params["Q"])  # Q_hᵀ x_T
-    k = jnp.einsum("td,hde->hte", x, params["K"])  # K_hᵀ x_t
-    scores = jnp.einsum("hte,he->ht", k, q) / math.sqrt(d_h)
+    kq = jnp.einsum("hde,he->hd", params["K"], q)  # K_h Q_hᵀ x_T
+    scores = (kq @ x.T) / math.sqrt(d_h)  # (H, T): x_tᵀ K_h Q_hᵀ x_T
     a = jax.nn.softmax(scores, axis=-1) if kind == "softmax" else scores
-    v = jnp.einsum("td,hde->hte", x, params["V"])
-    return a, jnp.einsum("ht,hte->he", a, v)
+    return a, jnp.einsum("hd,hde->he", a @ x, params["V"])
 
 
 def forward(
