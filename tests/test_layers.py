@@ -20,6 +20,7 @@ LAYERS = {
     "engine": 3,
     "capacity": 4,
     "dynamics": 4,
+    "recall": 4,
     "config": 5,
     "store": 5,
     "sweeps": 5,

@@ -36,7 +36,7 @@ class FactScores(NamedTuple):
 def logits_of(
     params: Params, tokens: Int[Array, "B T"], cfg: TransformerConfig, **ablate: object
 ) -> Float[Array, "B n_out"]:
-    """Logits of a batch of sequences, evaluated in chunks of :data:`EVAL_CHUNK` (``ablate``: see ``forward``)."""
+    """Logits of a batch of sequences, in chunks of :data:`EVAL_CHUNK` (``ablate``: see ``forward``)."""
     one = functools.partial(forward, params, kind=cfg.attention, **ablate)
     return jax.lax.map(one, tokens, batch_size=EVAL_CHUNK)
 
@@ -58,7 +58,8 @@ def score_facts(
     >>> task = recall_task(4, 3, 2, T=8)
     >>> cfg = TransformerConfig(d=8, H=2, d_h=4, m=8, vocab=task.vocab, n_out=task.n_answers)
     >>> params = transformer(cfg).init(jax.random.key(0))
-    >>> scores = score_facts(params, cfg, task, facts_random(task, key=jax.random.key(1)), key=jax.random.key(2))
+    >>> facts = facts_random(task, key=jax.random.key(1))
+    >>> scores = score_facts(params, cfg, task, facts, key=jax.random.key(2))
     >>> scores.correct.shape, 0.0 <= float(scores.fact_accuracy) <= 1.0
     ((4, 3), True)
     """
