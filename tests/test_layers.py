@@ -16,19 +16,25 @@ LAYERS = {
     "provenance": 1,
     "memories": 2,
     "transformer": 2,
+    "search": 1,
+    "stages": 1,
+    "facts": 1,
     "constructions": 3,
     "engine": 3,
     "capacity": 4,
     "dynamics": 4,
     "recall": 4,
+    "constructed": 4.5,
+    "planner": 4.5,
+    "attribution": 4.5,
     "config": 5,
     "store": 5,
-    "sweeps": 5,
+    "sweeps": 5.5,
     "plots": 6,
     "reproduce": 7,
     "cli": 8,
 }
-NO_JAX = {"bounds", "fits", "plots", "errors", "progress", "config", "store"}
+NO_JAX = {"bounds", "fits", "plots", "errors", "progress", "config", "store", "search", "stages", "facts"}
 
 
 def _imports(path: Path) -> set[str]:

@@ -109,3 +109,12 @@ def guide_mlp(d: int, m: int) -> float:
 def guide_mlp_fixed_outputs(d: int, m: int) -> float:
     """The paper's guide capacity of a trained MLP memory with M = 32 outputs: N = m·d / 1.2."""
     return m * d / PAPER["mlp_fixed_M_md_over_N"].value
+
+
+def bits_facts(S: int, R: int, D: int) -> float:
+    """Bits needed to store S·R facts whose answers range over D values each: S·R·log2 D (§5).
+
+    >>> bits_facts(32, 32, 8)
+    3072.0
+    """
+    return S * R * math.log2(D) if D > 1 else 0.0
