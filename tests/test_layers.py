@@ -24,6 +24,7 @@ LAYERS = {
     "capacity": 4,
     "dynamics": 4,
     "recall": 4,
+    "transformer_capacity": 4.5,
     "constructed": 4.5,
     "planner": 4.5,
     "attribution": 4.5,

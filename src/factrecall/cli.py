@@ -267,6 +267,47 @@ def train_transformer(
     )
 
 
+@capacity_app.command("transformer")
+def capacity_transformer(
+    d: Annotated[int, typer.Option("--d", help="Embedding dimension d.")] = 32,
+    heads: Annotated[int, typer.Option("--heads", help="Attention heads H.")] = 8,
+    head_dim: Annotated[int, typer.Option("--head-dim", help="Head dimension d_h.")] = 8,
+    width: Annotated[int, typer.Option("--width", "-m", help="MLP width m (0: no MLP).")] = 32,
+    answers: Annotated[int, typer.Option("--answers-per-relation", help="Answers per relation D.")] = 8,
+    scaling: Annotated[
+        str, typer.Option("--scaling", help="linear (S = R), square (S = R²) or distinct (D = S).")
+    ] = "linear",
+    seeds: SeedsOpt = 1,
+    criterion: CriterionOpt = 0.99,
+    lr: LrOpt = None,
+    steps: Annotated[int, typer.Option("--steps", help="Step budget per trial.")] = 16384,
+    batch: Annotated[int, typer.Option("--batch", help="Sequences per step.")] = 1024,
+    patience: Annotated[
+        int, typer.Option("--patience", help="Stop a trial after this many steps without gain (0: never).")
+    ] = 2048,
+    as_json: JsonFlag = False,
+    quiet: QuietFlag = False,
+) -> None:
+    """Largest fact set S·R a one-layer transformer stores over every fact (best over the lr grid)."""
+    from factrecall import transformer_capacity as tc
+    from factrecall.progress import bar
+    from factrecall.provenance import run_info
+    from factrecall.recall import PAPER_LRS
+
+    check(seeds >= 1, f"--seeds must be ≥ 1, got {seeds}")
+    check(patience >= 0, f"--patience must be ≥ 0, got {patience}")
+    recipe = tc.CAPACITY_RECIPE._replace(n_steps=steps, batch=batch, criterion=criterion)
+    lrs = tuple(lr) if lr else PAPER_LRS
+    spec = tc.Spec(d, heads, head_dim, width, answers, scaling, recipe, lrs, patience=patience or None)
+    tc.validate_spec(spec)
+    label = f"capacity transformer d={d} H={heads} d_h={head_dim} m={width}"
+    with bar(label, quiet=quiet) as update:
+        result = tc.capacity(spec, tuple(range(seeds)), on_round=update)
+    record = result.summary()
+    record["run"] = run_info()
+    _emit(record, as_json, label)
+
+
 @app.command("eval")
 def eval_cmd(
     path: Annotated[Path, typer.Argument(help="A model written by `factrecall train transformer --save`.")],

@@ -118,6 +118,7 @@ class Recipe(NamedTuple):
         eval_every: steps between evaluations over every fact.
         criterion: stop once ``fact_accuracy`` ≥ criterion.
         n_contexts: contexts per fact in the in-loop evaluation.
+        schedule: ``constant`` (the paper's) or ``cosine`` (warm-up then decay to 0 at ``n_steps``).
     """
 
     n_steps: int = 16384
@@ -125,6 +126,7 @@ class Recipe(NamedTuple):
     eval_every: int = 64
     criterion: float = 0.99
     n_contexts: int = 4
+    schedule: str = "constant"
 
 
 DEFAULT_RECIPE = Recipe()
@@ -135,6 +137,10 @@ def validate_recipe(recipe: Recipe) -> None:
     for name in ("n_steps", "batch", "eval_every", "n_contexts"):
         check(getattr(recipe, name) >= 1, f"{name} must be ≥ 1, got {getattr(recipe, name)}")
     check(0.0 < recipe.criterion <= 1.0, f"criterion must be in (0, 1], got {recipe.criterion}")
+    check(
+        recipe.schedule in ("constant", "cosine"),
+        f"schedule must be constant or cosine, got {recipe.schedule!r}",
+    )
 
 
 def _effective(params: Params, cfg: TransformerConfig, data: dict[str, Any]) -> Params:
@@ -189,18 +195,27 @@ def train_batch(
     lrs: Float[Array, " L"],
     *,
     key: Key,
+    patience: int | None = None,
 ) -> RunResult:
     """Train B models (each its own (H, m) ≤ (cfg.H, cfg.m), facts and seed) at L learning rates at once.
 
     Every run is zero-padded to ``cfg``'s shape; ``key`` is a batch of B keys (one per run: it seeds the
-    initialisation, the evaluation contexts and the training batches).
+    initialisation, the evaluation contexts and the training batches). ``patience``: stop when no run
+    improved for this many steps (see :class:`~factrecall.engine.Settings`).
 
     Returns:
         The engine's :class:`RunResult` with leading axes (B, L); parameters are padded.
     """
     validate_recipe(recipe)
     problem = recall_problem(cfg, task, recipe.batch, recipe.n_contexts)
-    settings = Settings(recipe.n_steps, recipe.eval_every, recipe.criterion)
+    settings = Settings(
+        recipe.n_steps,
+        recipe.eval_every,
+        recipe.criterion,
+        schedule=recipe.schedule,
+        warmup=recipe.n_steps // 32,
+        patience=patience,
+    )
     k_init, k_eval, k_train = (jax.vmap(lambda k, i=i: jax.random.fold_in(k, i))(key) for i in range(3))
     H, m = shapes[:, 0], shapes[:, 1]
     params = jax.vmap(lambda h, w, k: init_padded(cfg, h, w, key=k))(H, m, k_init)
