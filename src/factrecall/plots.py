@@ -117,3 +117,48 @@ def fig6(rows: Sequence[Row], stem: Path) -> list[Path]:
     _mlp_panel(ax, rows, "N")
     _loglog(ax, "m·d (the MLP has 2·m·d weights)", "capacity N*", "MLP memory, M = 32 outputs")
     return save(fig, stem)
+
+
+# ------------------------------------------------------------------ issue 3: transformer figures (Figure 4)
+
+
+def fig4(rows: Sequence[Row], stem: Path, guide: float = 0.15) -> list[Path]:
+    """Figure 4 left: facts stored (S·R at the criterion) vs parameters 4·H·d_h·d + 2·m·d, per width ratio,
+    with the fitted line and the paper's guide facts = ``guide``·params."""
+    fig, ax = plt.subplots(figsize=(6, 4.5), layout="constrained")
+    ratios = sorted({(r["attention_ratio"], r["mlp_ratio"]) for r in rows})
+    for i, (ra, rm) in enumerate(ratios):
+        pts = sorted(
+            (r["params"], r["facts"]) for r in rows if (r["attention_ratio"], r["mlp_ratio"]) == (ra, rm)
+        )
+        x, y = zip(*pts, strict=True)
+        ax.plot(x, y, "o-", color=COLORS[i % len(COLORS)], ms=4, label=f"H·d_h/d={ra:g}, m/d={rm:g}")
+    x = np.array(sorted(r["params"] for r in rows), dtype=float)
+    ax.plot(x, guide * x, "k--", lw=1, label=f"paper: facts = {guide:g}·params")
+    stored = [r for r in rows if r["facts"] > 0]
+    if len(stored) >= 2:
+        fit = fits.power_law([r["params"] for r in stored], [r["facts"] for r in stored])
+        ax.plot(x, fit.prefactor * x**fit.slope, "k:", lw=1, label=f"fit: facts ∝ params^{fit.slope:.2f}")
+    _loglog(ax, "parameters 4·H·d_h·d + 2·m·d", "facts stored (S·R)", "One-layer transformer (H = 8)")
+    ax.legend(fontsize=6)
+    return save(fig, stem)
+
+
+def fig4_tradeoff(rows: Sequence[Row], stem: Path) -> list[Path]:
+    """Figure 4 right: accuracy over every fact on the (d·d_h·H, d·m) plane, with the paper's frontier
+    MLP = 2300 − attention/2 (drawn for the paper's S = R = 32 task)."""
+    cells = [c for r in rows for c in r["cells"]]
+    fig, ax = plt.subplots(figsize=(6, 4.5), layout="constrained")
+    x = np.array([c["attention_axis"] for c in cells], dtype=float)
+    y = np.array([c["mlp_axis"] for c in cells], dtype=float)
+    acc = np.array([c["accuracy"] for c in cells])
+    sc = ax.scatter(x, y, c=acc, cmap="viridis", vmin=0, vmax=1, marker="s", s=120)
+    for xi, yi, a in zip(x, y, acc, strict=True):
+        ax.annotate(f"{a:.2f}", (xi, yi), fontsize=5, ha="center", va="center", color="w" if a < 0.6 else "k")
+    fig.colorbar(sc, ax=ax, label="accuracy over every fact")
+    line = np.linspace(0, x.max(), 50)
+    ax.plot(line, np.maximum(2300 - line / 2, 0), "r--", lw=1, label="paper's frontier (S = R = 32)")
+    task = rows[0].get("S"), rows[0].get("R")
+    ax.set(xlabel="attention parameters d·d_h·H", ylabel="MLP parameters d·m", title=f"S, R = {task}")
+    ax.legend(fontsize=7)
+    return save(fig, stem)

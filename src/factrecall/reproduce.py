@@ -148,6 +148,166 @@ FIGURES: dict[str, Figure] = {
 }
 
 
+# -------------------------------------------------------------------- issue 3: transformer (Figure 4)
+
+FIG4_D = {"quick": (8, 16, 24), "paper": (8, 11, 16, 23, 32, 45, 64, 90, 128, 181)}
+FIG4_RATIOS = {
+    "quick": ((1.0, 1.0), (0.5, 1.0), (1.0, 0.5), (2.0, 1.0)),
+    "paper": tuple((a, m) for a in (4, 2, 1, 0.5, 0.25) for m in (4, 2, 1, 0.5, 0.25)),
+}
+FIG4_GUIDE = 0.15  # Figure 4 left: facts stored ≈ 0.15·params (≈ 0.45 bits/param at D = 8)
+# quick scale: a smaller batch and budget than the paper's (batch 1024, 2^14 steps, lrs 1e-3…1e-2)
+FIG4_RECIPE = {"quick": (256, 4096, (1e-2, 3e-2)), "paper": (1024, 16384, (1e-3, 3e-3, 1e-2))}
+
+
+def _fig4_points(scale: str) -> list[Point]:
+    batch, n_steps, lrs = FIG4_RECIPE[scale]
+    points = []
+    for d in FIG4_D[scale]:
+        for ra, rm in FIG4_RATIOS[scale]:
+            if scale == "quick" and d != 16 and (ra, rm) != (1.0, 1.0):
+                continue  # quick: every ratio at d = 16, the diagonal ratio over d
+            d_h, m = max(1, round(ra * d / 8)), max(1, round(rm * d))
+            points.append(
+                {"panel": "fig4", "d": d, "H": 8, "d_h": d_h, "m": m, "attention_ratio": ra, "mlp_ratio": rm}
+                | {"batch": batch, "n_steps": n_steps, "lrs": list(lrs), "seeds": [0], "scaling": "linear"}
+            )
+    return points
+
+
+def _run_fig4(point: Point, update: Update) -> Row:
+    from factrecall import transformer_capacity as tc
+
+    recipe = tc.CAPACITY_RECIPE._replace(n_steps=point["n_steps"], batch=point["batch"])
+    spec = tc.Spec(
+        point["d"], point["H"], point["d_h"], point["m"], 8, point["scaling"], recipe, tuple(point["lrs"])
+    )
+    result = tc.capacity(spec, tuple(point["seeds"]), on_round=update)
+    return {**point, **result.summary()}
+
+
+def _compare_fig4(rows: list[Row]) -> list[Row]:
+    stored = [r for r in rows if r["facts"] > 0]
+    out = [
+        _row_vs(
+            "facts / param (fit with slope 1)",
+            fits.guide_constant([r["facts"] for r in stored], [r["params"] for r in stored]),
+            FIG4_GUIDE,
+            "Fig. 4 left: facts = 0.15·params",
+        )
+    ]
+    if len(stored) >= 2:
+        fit = fits.power_law([r["params"] for r in stored], [r["facts"] for r in stored])
+        out.append(_row_vs("log-log slope of facts vs params", fit.slope, 1.0, "Fig. 4 left: linear scaling"))
+    for ra, rm in sorted({(r["attention_ratio"], r["mlp_ratio"]) for r in stored}):
+        group = [r for r in stored if (r["attention_ratio"], r["mlp_ratio"]) == (ra, rm)]
+        bits = sum(r["bits_per_param"] for r in group) / len(group)
+        out.append(
+            _row_vs(f"bits/param, H·d_h/d={ra:g}, m/d={rm:g}", bits, 0.45, "Fig. 4: ≈ 0.45 bits/param")
+        )
+    return out
+
+
+def _row_vs(quantity: str, ours: float, paper: float, source: str) -> Row:
+    return {
+        "quantity": quantity,
+        "ours": ours,
+        "paper": paper,
+        "deviation": fits.deviation(ours, paper),
+        "paper_source": source,
+    }
+
+
+TRADEOFF_GRID = {
+    # quick: a 16 × 16 fact table (the paper's 32 × 32 needs ≈ 4× the steps) on a coarser grid
+    "quick": {
+        "S": 16,
+        "Hs": [1, 2, 4, 6, 8, 12],
+        "ms": [1, 16, 48, 64],
+        "batch": 256,
+        "n_steps": 3072,
+        "lrs": [3e-2],
+    },
+    "paper": {
+        "S": 32,
+        "Hs": [1, 2, 4, 6, 8, 10, 12, 14, 16, 20, 24, 28, 32],
+        "ms": [1, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128],
+        "batch": 1024,
+        "n_steps": 16384,
+        "lrs": [1e-3, 3e-3, 1e-2],
+    },
+}
+
+
+def _tradeoff_points(scale: str) -> list[Point]:
+    return [{"panel": "tradeoff", "d": 32, "d_h": 8, "D": 8, "seeds": [0], **TRADEOFF_GRID[scale]}]
+
+
+def _run_tradeoff(point: Point, update: Update) -> Row:
+    from factrecall import transformer_capacity as tc
+    from factrecall.recall import Recipe
+    from factrecall.task import recall_task
+
+    update(0, 1, f"{len(point['Hs']) * len(point['ms'])} cells as one program")
+    task = recall_task(point["S"], point["S"], point["D"])
+    recipe = Recipe(point["n_steps"], point["batch"], 128, 0.99, 2, "constant")
+    grid = tc.tradeoff(
+        task, point["d"], point["d_h"], point["Hs"], point["ms"], recipe, point["lrs"], point["seeds"]
+    )
+    return {**point, "R": point["S"], "cells": grid.rows(point["d"], point["d_h"]), "seconds": grid.seconds}
+
+
+def _compare_tradeoff(rows: list[Row]) -> list[Row]:
+    cells = [c for r in rows for c in r["cells"]]
+    acc = {(c["H"], c["m"]): c["accuracy"] for c in cells}
+    out = [
+        _row_vs(
+            "best accuracy with H = 1",
+            max(a for (h, _), a in acc.items() if h == 1),
+            0.35,
+            "Fig. 4 right: H = 1 stays at 0.2–0.35",
+        )
+    ]
+    big = [a for (h, m), a in acc.items() if h >= 6 and m >= 48]
+    if big:
+        out.append(_row_vs("min accuracy over H ≥ 6, m ≥ 48", min(big), 1.0, "Fig. 4 right: reaches 1.0"))
+    m_min = min(m for _, m in acc)
+    ok = [h for (h, m), a in acc.items() if m == m_min and a >= 0.99]
+    out.append(
+        _row_vs(
+            f"fewest heads reaching 0.99 at m = {m_min} (no MLP)",
+            min(ok) if ok else math.nan,
+            19.0,
+            "Fig. 4 right: ≈ 18–20 heads without MLP (S = R = 32)",
+        )
+    )
+    return out
+
+
+FIGURES.update(
+    {
+        "fig4": Figure(
+            "fig4",
+            "Figure 4 left: facts stored by a one-layer transformer vs parameters (H = 8, D = 8, S = R)",
+            _fig4_points,
+            _run_fig4,
+            lambda rows, stem: plots.fig4(rows, stem, FIG4_GUIDE),
+            _compare_fig4,
+            "quick: ≈ 10 min on 2 CPU cores; slope ≈ 1, facts/param below 0.15 at the quick budget",
+        ),
+        "fig4-tradeoff": Figure(
+            "fig4-tradeoff",
+            "Figure 4 right: accuracy over heads H × MLP width m (d = 32, d_h = 8, D = 8)",
+            _tradeoff_points,
+            _run_tradeoff,
+            plots.fig4_tradeoff,
+            _compare_tradeoff,
+            "quick (S = R = 16): ≈ 5 min on 2 CPU cores; H = 1 low, H ≥ 6 with m ≥ 48 at 1.0",
+        ),
+    }
+)
+
+
 # ------------------------------------------------------------------------------------------------ output
 
 
