@@ -36,7 +36,8 @@ def main() -> None:
     cells = len(g["Hs"]) * len(g["ms"])
     print(f"device {jax.devices()[0].device_kind} ×{jax.device_count()}; {cells} cells × {len(g['lrs'])} lrs")
     print(
-        f"seconds {grid.seconds:.1f}; peak host RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
+        f"seconds {grid.seconds:.1f}; peak host RSS "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
     )
     print("H \\ m " + " ".join(f"{m:5d}" for m in g["ms"]))
     for i, H in enumerate(g["Hs"]):
