@@ -32,7 +32,7 @@ from factrecall.transformer import TransformerConfig, param_counts
 # d ≈ R·D for clean logits; the MLP mechanism's attention only copies two tokens (a narrow W_OV suffices).
 DEFAULT_RATIOS: dict[str, tuple[float, float, float | None]] = {
     "attention": (0.25, 0.0, None),
-    "mlp": (0.125, 4.0, None),
+    "mlp": (0.25, 2.0, None),
     "hybrid": (0.25, 2.0, 0.5),
 }
 
@@ -73,7 +73,7 @@ def construction_spec(mechanism: str, S: int, R: int, D: int, **overrides: Any) 
     """A validated spec with the mechanism's default ratios (:data:`DEFAULT_RATIOS`), then ``overrides``.
 
     >>> construction_spec("mlp", 8, 8, 4).mlp_ratio
-    4.0
+    2.0
 
     Raises:
         ConfigError: unknown mechanism or memory, or a ratio out of range.
@@ -193,9 +193,14 @@ def build_and_score(spec: ConstructionSpec, cfg: TransformerConfig, seed: int = 
 
 
 def default_guess(spec: ConstructionSpec) -> int:
-    """A starting d for the search: near the measured minimum at the default ratios (rounded up)."""
-    scale = {"attention": 7.0, "mlp": 4.0, "hybrid": 5.0}[spec.mechanism]
-    return max(4, math.ceil(scale * math.sqrt(spec.S * spec.R * spec.D / 8)))
+    """A starting d for the search, near the measured minima at the default ratios.
+
+    Attention values need d ≈ R·D (clean logits over the answers) and every mechanism d ≈ vocab
+    (attention that tells subject and relation from noise); the attention's share of R·D counts.
+    """
+    task = spec.task
+    share = {"attention": 1.0, "mlp": 0.0}.get(spec.mechanism, spec.attention_share or 0.0)
+    return max(4, math.ceil(0.9 * max(task.vocab, share * task.n_answers)))
 
 
 class MinResult(NamedTuple):

@@ -115,7 +115,7 @@ def construct_transformer(
     memory: str = "pinv",
     beta: float = 8.0,
     c: float = 1.0,
-    n_fit_contexts: int = 2,
+    n_fit_contexts: int | None = None,
     key: Key,
 ) -> Params:
     """A one-layer transformer whose weights store every fact a*(s, r), written down without gradients.
@@ -152,7 +152,8 @@ def construct_transformer(
         memory: ``pinv`` (least squares) or ``hebbian`` (outer products).
         beta: attention inverse temperature on the selected tokens.
         c: relation-block weight of the attention-values memory (c > 0).
-        n_fit_contexts: random contexts per fact on which the MLP read-out and γ are fitted.
+        n_fit_contexts: random contexts per fact on which the MLP read-out and γ are fitted (default:
+            enough for 2·m sequences, at least 2, so that the read-out cannot interpolate context noise).
         key: draws the embeddings (as ``init``), W1 and the fitting contexts.
 
     Raises:
@@ -169,14 +170,17 @@ def construct_transformer(
     ((2, 16, 8), (16, 16))
     """
     share = _share(mechanism, attention_share)
+    if n_fit_contexts is None:
+        n_fit_contexts = max(2, math.ceil(2 * cfg.m / task.n_facts))
     _check_construction(cfg, task, facts, mechanism, memory, share, c, n_fit_contexts)
     params = {k: np.asarray(v, np.float64) for k, v in _init(cfg, key).items()}
     E, U, F = params["wte"], params["unembed"], np.asarray(facts)
     n_A = round(share * task.R)  # relations [0, n_A) are stored by attention
     kappa = _selection(E, task, memory)
     params["Q"], params["K"] = _query_key(E[task.eos_id], kappa, beta, cfg)
-    g = np.linalg.svd(U)[2][-1]  # the residual direction the logits see least: the MLP's gate
-    X, Y = _value_targets(E, U, task, F, n_A, g if cfg.m and n_A else None, c)
+    # the gate: the residual direction the logits see least (only when both attention and MLP store facts)
+    g = np.linalg.svd(U)[2][-1] if cfg.m and 0 < n_A < task.R else None
+    X, Y = _value_targets(E, U, task, F, n_A, g, c)
     W_OV = _reduced_rank(X, Y, _metric(U, n_A < task.R), cfg, memory)
     params["V"], params["O"] = _split_heads(W_OV, cfg)
     tokens = np.asarray(_contexts(task, facts, n_fit_contexts, jax.random.fold_in(key, 11)))
@@ -299,9 +303,7 @@ def _value_targets(
         Y[S : S + n_A] += 2 * L_r @ U_pinv.T
     if n_A < R:
         Y[: S + R] += E[: S + R]
-        if (
-            gate is not None
-        ):  # g is reserved for the gate: the logits see it least, so dropping it costs least
+        if gate is not None:  # g is reserved for the gate; the logits see it least, so it costs least
             Y -= np.outer(Y @ gate, gate)
             Y[S : S + n_A] -= gate
     return E, Y
@@ -362,7 +364,7 @@ def _attend(E: np.ndarray, tokens: np.ndarray, kappa: np.ndarray, beta: float) -
 
 
 def _mlp_memory(
-    h: np.ndarray, target: np.ndarray, U: np.ndarray, m: int, gate: np.ndarray, memory: str, key: Key
+    h: np.ndarray, target: np.ndarray, U: np.ndarray, m: int, gate: np.ndarray | None, memory: str, key: Key
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """W1 (d, m), b1 = 0 and W2 (m, d) with relu(h W1 + b1) W2 Uᵀ ≈ target (least squares in logits).
 
@@ -373,8 +375,9 @@ def _mlp_memory(
     seed = [int(x) for x in np.asarray(jax.random.key_data(jax.random.fold_in(key, 12)))]
     W1 = np.random.default_rng(seed).standard_normal((d, m))  # NumPy: no compilation per shape
     W1 /= np.linalg.norm(W1, axis=0)
-    W1 -= np.outer(gate, gate @ W1)
-    W1 += np.outer(gate, np.full(m, 2 * GATE * (h @ W1).std()))
+    if gate is not None:
+        W1 -= np.outer(gate, gate @ W1)
+        W1 += np.outer(gate, np.full(m, 2 * GATE * (h @ W1).std()))
     phi = np.maximum(h @ W1, 0.0)
     if memory == "hebbian":
         W2 = (phi - phi.mean(axis=0)).T @ target @ U / np.sum(U**2, axis=1).mean()
