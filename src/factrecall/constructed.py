@@ -32,7 +32,7 @@ from factrecall.transformer import TransformerConfig, param_counts
 # d ≈ R·D for clean logits; the MLP mechanism's attention only copies two tokens (a narrow W_OV suffices).
 DEFAULT_RATIOS: dict[str, tuple[float, float, float | None]] = {
     "attention": (0.25, 0.0, None),
-    "mlp": (0.25, 2.0, None),
+    "mlp": (0.25, 4.0, None),
     "hybrid": (0.25, 2.0, 0.5),
 }
 
@@ -73,7 +73,7 @@ def construction_spec(mechanism: str, S: int, R: int, D: int, **overrides: Any) 
     """A validated spec with the mechanism's default ratios (:data:`DEFAULT_RATIOS`), then ``overrides``.
 
     >>> construction_spec("mlp", 8, 8, 4).mlp_ratio
-    2.0
+    4.0
 
     Raises:
         ConfigError: unknown mechanism or memory, or a ratio out of range.

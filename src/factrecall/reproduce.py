@@ -187,7 +187,7 @@ def _construction_points(scale: str) -> list[Point]:
             "attention_share": share,
         }
         if mechanism == "hybrid":
-            point["mlp_ratio"] = 2.0 * (1.0 - share)
+            point["mlp_ratio"] = 4.0 * (1.0 - share)
         points.append({**point, "seeds": [0], "precision": precision})
     return points
 
