@@ -96,19 +96,19 @@ def _recall(S, R, D, d, H, m, mechanism, seed=0, **kwargs):
     return cfg, task, facts, params
 
 
-@pytest.mark.parametrize("mechanism, m", [("attention", 0), ("mlp", 96), ("hybrid", 96)])
-def test_constructed_transformers_are_init_shaped_and_store_every_fact(mechanism, m):
-    cfg, task, facts, params = _recall(8, 8, 8, 64, 4, m, mechanism)
+@pytest.mark.parametrize("mechanism, d, m", [("attention", 72, 0), ("mlp", 64, 96), ("hybrid", 64, 96)])
+def test_constructed_transformers_are_init_shaped_and_store_every_fact(mechanism, d, m):
+    cfg, task, facts, params = _recall(8, 8, 8, d, 4, m, mechanism)
     reference = init(cfg, key=jax.random.key(0))
     assert jax.tree_util.tree_structure(params) == jax.tree_util.tree_structure(reference)
     for name, value in reference.items():
         assert params[name].shape == value.shape and params[name].dtype == value.dtype, name
-    assert jnp.array_equal(params["wte"], reference["wte"])  # the embeddings init draws, untouched
+    assert jnp.allclose(params["wte"], reference["wte"], atol=1e-6)  # init's embeddings (jit: ULP-close)
     scores = score_facts(params, cfg, task, facts, 8, key=jax.random.key(5))
     assert float(scores.facts_stored) == 1.0
     assert float(scores.fact_loss) < 0.05  # the fitted output scale makes the loss meaningful
     if mechanism == "attention":
-        assert float(jnp.abs(params["W2"]).max()) == 0.0
+        assert not bool(jnp.any(params["W2"]))
 
 
 def test_pseudo_inverse_memories_beat_hebbian_sums():
