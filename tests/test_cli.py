@@ -91,3 +91,53 @@ def test_plot_only_without_results_is_an_input_error(capsys, tmp_path):
 def test_reproduce_list(capsys):
     code, out, _ = run_cli(capsys, "reproduce", "--list")
     assert code == 0 and "fig1" in out and "fig6" in out
+
+
+# ------------------------------------------------------------------------ construct transformer (issue 4)
+
+CONSTRUCT_KEYS = {
+    "fact_accuracy",
+    "params",
+    "attention_params",
+    "mlp_params",
+    "bits_per_param",
+    "bits_lower_bound",
+}
+
+
+def test_construct_transformer_json_has_the_issues_keys(capsys):
+    argv = ["construct", "transformer", "--mechanism", "mlp", "--subjects", "4", "--relations", "4"]
+    argv += ["--answers-per-relation", "4", "--d", "40", "--heads", "2", "--width", "40", "--json", "--quiet"]
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    record = json.loads(out)
+    assert CONSTRUCT_KEYS <= set(record)
+    assert record["fact_accuracy"] == 1.0
+    assert record["params"] == 4 * 2 * 8 * 40 + 2 * 40 * 40
+    assert record["attention_params"] + record["mlp_params"] == record["params"]
+
+
+def test_construct_transformer_find_min_reports_params_per_fact(capsys):
+    argv = ["construct", "transformer", "--subjects", "4", "--relations", "4", "--answers-per-relation", "2"]
+    code, out, err = run_cli(capsys, *argv, "--find-min", "--precision", "0.2", "--json", "--quiet")
+    assert code == 0, err
+    record = json.loads(out)
+    assert record["fact_accuracy"] == 1.0 and record["facts_stored"] == 1.0
+    assert record["params_per_fact"] == pytest.approx(record["params"] / 16)
+    assert record["d_per_seed"] == [record["d"]]
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--mechanism", "ffn"], "unknown mechanism"),
+        (["--mechanism", "mlp", "--width", "0"], "needs an MLP"),
+        (["--find-min", "--d", "32"], "--find-min searches"),
+    ],
+)
+def test_construct_transformer_bad_flags_exit_2_and_write_nothing(capsys, flags, message):
+    code, out, err = run_cli(
+        capsys, "construct", "transformer", "--subjects", "4", "--relations", "4", *flags
+    )
+    assert code == 2 and out == ""
+    assert err.startswith("error: ") and message in err

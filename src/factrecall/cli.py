@@ -326,6 +326,80 @@ def eval_cmd(
     _emit(record, as_json, f"eval {path}")
 
 
+# ---------------------------------------------------------------------------- construct (issue 4: §4–§5)
+
+construct_app = typer.Typer(
+    help="Weights written down by hand that store every fact (paper §4), scored like trained ones.",
+    no_args_is_help=True,
+)
+app.add_typer(construct_app, name="construct")
+
+
+@construct_app.command("transformer")
+def construct_transformer_cmd(
+    mechanism: Annotated[
+        str, typer.Option("--mechanism", help="attention (facts in the values), mlp, or hybrid (split).")
+    ] = "attention",
+    subjects: Annotated[int, typer.Option("--subjects", help="Subjects S.")] = 32,
+    relations: Annotated[int, typer.Option("--relations", help="Relations R.")] = 32,
+    answers: Annotated[int, typer.Option("--answers-per-relation", help="Answers per relation D.")] = 8,
+    d: Annotated[
+        int | None, typer.Option("--d", help="Embedding dimension d (default: near the minimum).")
+    ] = None,
+    heads: Annotated[int | None, typer.Option("--heads", help="Heads H (default: from H·d_h/d).")] = None,
+    head_dim: Annotated[int, typer.Option("--head-dim", help="Head dimension d_h.")] = 8,
+    width: Annotated[
+        int | None, typer.Option("--width", "-m", help="MLP width m (default: from m/d).")
+    ] = None,
+    attention_share: Annotated[
+        float | None,
+        typer.Option("--attention-share", help="hybrid: fraction of relations stored by attention."),
+    ] = None,
+    memory: Annotated[str, typer.Option("--memory", help="pinv (least squares) or hebbian.")] = "pinv",
+    contexts: Annotated[int, typer.Option("--contexts", help="Evaluation contexts per fact.")] = 8,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the facts, embeddings and contexts.")] = 0,
+    find_min: Annotated[
+        bool, typer.Option("--find-min", help="Search the smallest d (at fixed ratios) storing every fact.")
+    ] = False,
+    precision: PrecisionOpt = 0.02,
+    as_json: JsonFlag = False,
+    quiet: QuietFlag = False,
+) -> None:
+    """Construct a one-layer transformer storing all S·R facts; report accuracy, parameters and bits."""
+    from factrecall import constructed
+    from factrecall.progress import bar
+    from factrecall.provenance import run_info
+
+    spec = constructed.construction_spec(
+        mechanism,
+        subjects,
+        relations,
+        answers,
+        d_h=head_dim,
+        attention_share=attention_share,
+        memory=memory,
+        n_contexts=contexts,
+    )
+    label = f"construct {mechanism} S={subjects} R={relations} D={answers}"
+    if find_min:
+        check(
+            d is None and heads is None and width is None,
+            "--find-min searches d, H and m: drop --d/--heads/--width",
+        )
+        check(precision > 0, f"--precision must be > 0, got {precision}")
+        with bar(label + " (find-min)", quiet=quiet) as update:
+            record = constructed.find_min(spec, (seed,), rel_precision=precision, on_round=update).summary()
+    else:
+        cfg = constructed.shape(spec, d or constructed.default_guess(spec))
+        cfg = cfg._replace(H=heads if heads is not None else cfg.H, m=width if width is not None else cfg.m)
+        check(cfg.d >= 1 and cfg.H >= 1, f"--d and --heads must be ≥ 1, got d={cfg.d}, H={cfg.H}")
+        check(cfg.m >= 0, f"--width must be ≥ 0, got {cfg.m}")
+        record = constructed.build_and_score(spec, cfg, seed)
+    record["spec"] = spec._asdict()
+    record["run"] = run_info()
+    _emit(record, as_json, label)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app and turn input errors into ``error: ...`` with exit status 2."""
     help_shown = getattr(click_exceptions, "NoArgsIsHelpError", ())

@@ -162,3 +162,73 @@ def fig4_tradeoff(rows: Sequence[Row], stem: Path) -> list[Path]:
     ax.set(xlabel="attention parameters d·d_h·H", ylabel="MLP parameters d·m", title=f"S, R = {task}")
     ax.legend(fontsize=7)
     return save(fig, stem)
+
+
+# ------------------------------------------------------------------ constructions (issue 4: §4–§5)
+
+
+def constructions(rows: Sequence[Row], stem: Path) -> list[Path]:
+    """Left: minimal constructed params vs S·R per mechanism (fitted slopes), trained capacity if present, and
+    the S·R·log2 D bits line. Right: the hybrid's frontier on Figure 4-right's axes (d·d_h·H, d·m)."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
+    ax = axes[0]
+    for i, mechanism in enumerate(("attention", "mlp")):
+        sub = sorted((r for r in rows if r["panel"] == "scaling" and r["mechanism"] == mechanism), key=_facts)
+        if not sub:
+            continue
+        x = np.asarray([_facts(r) for r in sub], float)
+        y = np.asarray([r["params_per_fact_median"] * _facts(r) for r in sub], float)
+        fit = fits.power_law(x, y)
+        label = f"constructed, facts in the {'attention values' if mechanism == 'attention' else 'MLP'}"
+        ax.plot(x, y, "o-", color=COLORS[i], label=f"{label} (slope {fit.slope:.2f})", markersize=4)
+    trained = sorted((r for r in rows if r["panel"] == "trained"), key=_facts)
+    if trained:
+        x = np.asarray([_facts(r) for r in trained], float)
+        ax.plot(
+            x, [r["params"] for r in trained], "s--", color=COLORS[2], label="trained (smallest storing 99%)"
+        )
+    facts = np.asarray(sorted({_facts(r) for r in rows if r["panel"] == "scaling"}), float)
+    if len(facts):
+        bits = [bounds.bits_facts(int(np.sqrt(f)), int(np.sqrt(f)), 8) for f in facts]
+        ax.plot(facts, bits, "k:", lw=1, label="S·R·log2 D bits (params at 1 bit/param)")
+    _loglog(
+        ax,
+        "facts S·R (S = R, D = 8)",
+        "parameters 4·H·d_h·d + 2·m·d",
+        "Smallest transformer storing every fact",
+    )
+    _frontier_panel(axes[1], [r for r in rows if r["panel"] == "hybrid"])
+    return save(fig, stem)
+
+
+def _facts(row: Row) -> float:
+    return float(row["S"] * row["R"])
+
+
+def _frontier_panel(ax: plt.Axes, rows: Sequence[Row]) -> None:
+    if not rows:
+        ax.set_axis_off()
+        return
+    rows = sorted(rows, key=lambda r: r["attention_share"])
+    x = np.asarray([r["heatmap_attention"] for r in rows], float)
+    y = np.asarray([max(r["heatmap_mlp"], 1) for r in rows], float)
+    ax.plot(x, y, "o-", color=COLORS[3], label="constructed hybrid (smallest storing 100%)")
+    for r, xi, yi in zip(rows, x, y, strict=True):
+        ax.annotate(
+            f"{r['attention_share']:.2g}", (xi, yi), fontsize=7, textcoords="offset points", xytext=(4, 4)
+        )
+    grid = np.linspace(0, 4600, 50)
+    ax.plot(
+        grid,
+        np.maximum(2300 - grid / 2, 1),
+        "k--",
+        lw=1,
+        label="paper's trained frontier d·m ≈ 2300 − d·d_h·H/2",
+    )
+    ax.set_xscale("symlog", linthresh=100)
+    ax.set_yscale("symlog", linthresh=100)
+    ax.set_xlabel("attention parameters d·d_h·H")
+    ax.set_ylabel("MLP parameters d·m")
+    ax.set_title("Hybrid trade-off, S = R = 32, D = 8 (labels: attention's share of relations)", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)

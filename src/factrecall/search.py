@@ -118,3 +118,52 @@ def search_largest(
     per_seed = tuple(brackets[s].lo or 0 for s in seeds)
     capped = any(b.lo is not None and b.hi is None for b in brackets.values())
     return per_seed, capped, tuple(trials)
+
+
+def search_smallest(
+    run_round: Callable[[list[int], list[int]], list[Trial]],
+    seeds: Sequence[int],
+    guess: int,
+    *,
+    n_max: int = 1_000_000,
+    rel_precision: float = 0.01,
+    on_round: Callable[[int, int, str], None] | None = None,
+) -> tuple[tuple[int, ...], bool, tuple[Trial, ...]]:
+    """The smallest size N that stores, per seed: the mirror of :func:`search_largest`.
+
+    For a size that helps (a construction's width): each seed starts at ``guess``, moves by ×1.15,
+    ×1.15², … until it has a failing N below a stored N, both tested, then bisects geometrically until
+    hi/lo ≤ 1 + ``rel_precision`` or hi − lo ≤ 1. The answer is the smallest N tested that stored, so it
+    is always a tested upper end. N never exceeds ``n_max``.
+
+    Returns:
+        (smallest stored N per seed — 0 if even ``n_max`` failed —, whether any seed never stored up to
+        ``n_max``, every trial in order).
+
+    Raises:
+        ConfigError: no seeds, ``rel_precision`` ≤ 0 or ``n_max`` < 1.
+
+    >>> def run_round(Ns, seeds):
+    ...     return [Trial(s, N, N >= 37, float(N >= 37), None, 0, 0) for N, s in zip(Ns, seeds)]
+    >>> search_smallest(run_round, [0], 100, rel_precision=0.001)[:2]
+    ((37,), False)
+    """
+    check(len(seeds) >= 1, "need at least one seed")
+    check(rel_precision > 0, f"rel_precision must be > 0, got {rel_precision}")
+    check(n_max >= 1, f"n_max must be ≥ 1, got {n_max}")
+    # A bracket on "failed": its lo is the largest failing N tested, its hi the smallest stored N tested.
+    brackets = {s: _Bracket(guess, n_max, rel_precision) for s in seeds}
+    trials: list[Trial] = []
+    rounds = 0
+    while active := [s for s in seeds if not brackets[s].done]:
+        for t in run_round([brackets[s].next for s in active], active):
+            brackets[t.seed].update(t.N, not t.stored)
+            trials.append(t)
+        rounds += 1
+        if on_round is not None:
+            left = max(b.rounds_left() for b in brackets.values())
+            status = ", ".join(f"seed {s}: ({brackets[s].lo}, {brackets[s].hi}]" for s in seeds)
+            on_round(rounds, rounds + left, status)
+    per_seed = tuple(brackets[s].hi or 0 for s in seeds)
+    never = any(b.hi is None for b in brackets.values())
+    return per_seed, never, tuple(trials)
