@@ -156,7 +156,7 @@ def sample_counts(task: task_mod.RecallTask, B: int, *, key: Key) -> Counts:
     >>> task = task_mod.recall_task(4, 2, 3, T=8)
     >>> c = sample_counts(task, 5, key=jax.random.key(0))
     >>> c.counts.shape, c.counts.sum(axis=1).tolist()
-    ((5, 11), [8.0, 8.0, 8.0, 8.0, 8.0])
+    ((5, 13), [8.0, 8.0, 8.0, 8.0, 8.0])
     """
     k_s, k_r, k_n = jax.random.split(key, 3)
     log_p = -task.alpha_S * jnp.log(jnp.arange(1, task.S + 1.0))
@@ -172,25 +172,27 @@ def sample_counts(task: task_mod.RecallTask, B: int, *, key: Key) -> Counts:
 
 
 def simplified_logits(
-    params: Params, E: Float[Array, "vocab d"], x: Counts, attention: str = "linear"
+    params: Params, E: Float[Array, "vocab d"] | None, x: Counts, attention: str = "linear"
 ) -> Float[Array, "B n_out"]:
     """Logits of the simplified model, Σ_t a_t Vᵀ x_t with a_t = x_Tᵀ A x_t (or its softmax over t).
 
-    >>> E = jnp.eye(3)
+    ``E = None`` means one-hot embeddings (E = I, d = vocab), computed without the products with I.
+
     >>> p = {"A": jnp.ones((3, 3)), "V": jnp.eye(3)[:, :2]}
     >>> x = Counts(jnp.array([[2.0, 1.0, 0.0]]), jnp.array([1]), jnp.array([0]), jnp.array([0]))
-    >>> simplified_logits(p, E, x).tolist()
-    [[2.0, 1.0]]
+    >>> simplified_logits(p, None, x).tolist() == simplified_logits(p, jnp.eye(3), x).tolist() == [[2.0, 1.0]]
+    True
     """
-    q = E[x.last] @ params["A"]  # x_Tᵀ A, (B, d)
-    scores = q @ E.T  # per token type, (B, vocab)
+    onehot = E is None  # x_t = e_t: skip the products with the identity
+    q = params["A"][x.last] if onehot else E[x.last] @ params["A"]  # x_Tᵀ A, (B, d)
+    scores = q if onehot else q @ E.T  # per token type, (B, vocab)
     if attention == "softmax":
         w = jax.nn.softmax(
             jnp.where(x.counts > 0, scores + jnp.log(jnp.maximum(x.counts, 1e-30)), -jnp.inf), axis=-1
         )
     else:
         w = x.counts * scores
-    return (w @ E) @ params["V"]
+    return (w if onehot else w @ E) @ params["V"]
 
 
 # ------------------------------------------------------------------------------ both models
@@ -214,7 +216,7 @@ def setup(spec: DynamicsSpec, *, key: Key) -> Setup:
     if spec.model == "transformer":
         return _transformer_setup(spec, task, facts, k_emb, k_test)
     d = spec.d or task.vocab
-    E = jnp.eye(task.vocab, d) if spec.embeddings == "onehot" else gaussian(task.vocab, d, key=k_emb)
+    E = None if spec.embeddings == "onehot" else gaussian(task.vocab, d, key=k_emb)
     check(
         spec.embeddings != "onehot" or d == task.vocab,
         f"one-hot embeddings need d = vocab = {task.vocab}, got d={d}",
@@ -230,7 +232,7 @@ def setup(spec: DynamicsSpec, *, key: Key) -> Setup:
     return Setup(params, logits, sample, (test, test.subjects, test.relations), facts)
 
 
-def _simplified_apply(params: Params, x: Counts, *, E: Array, attention: str) -> Array:
+def _simplified_apply(params: Params, x: Counts, *, E: Array | None, attention: str) -> Array:
     return simplified_logits(params, E, x, attention)
 
 

@@ -169,7 +169,7 @@ def predicted_steps(
     Paper: §5; SPEC §6 (t_sub / t_rel = (S/R)·sqrt((R−1)/(D−1))).
 
     >>> {k: round(v) for k, v in predicted_steps(16, 4, 8).items()}
-    {'relation': 1594, 'subject': 4175}
+    {'relation': 1595, 'subject': 4176}
     """
     check(lr > 0 and init > 0, f"lr and init must be > 0, got lr={lr}, init={init}")
     p, q = _zipf(S, alpha_S), _zipf(R, alpha_R)
