@@ -427,3 +427,20 @@ def curves_csv(traj: Trajectory) -> str:
     for i, step in enumerate(traj.steps):
         buf.write(",".join([str(int(step))] + [f"{traj.curves[k][i]:.6g}" for k in METRICS]) + "\n")
     return buf.getvalue()
+
+
+def record(spec: DynamicsSpec, traj: Trajectory) -> dict[str, Any]:
+    """:func:`summarize` plus the curves, the spec and a title: what the CLI saves and the figures draw."""
+    title = (
+        f"{spec.model} model, {spec.attention} attention, {spec.embeddings} embeddings: "
+        f"S={spec.S}, R={spec.R}, D={spec.D}, lr={spec.lr:g}, batch {spec.B}"
+        + (f", Zipf α_S={spec.alpha_S:g}" if spec.alpha_S else "")
+        + (f", gradient flow ({spec.substeps} substeps)" if spec.substeps > 1 else "")
+    )
+    return {
+        **summarize(spec, traj),
+        "steps": traj.steps.tolist(),
+        "curves": {k: v.tolist() for k, v in traj.curves.items()},
+        "spec": spec._asdict(),
+        "title": title,
+    }

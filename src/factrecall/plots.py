@@ -140,10 +140,9 @@ def dynamics(record: Row, stem: Path) -> list[Path]:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
     for ax, kind in zip(axes, ("loss", "accuracy"), strict=True):
         _shade_stages(ax, record["stages"])
-        for i, (prefix, label) in enumerate(
-            (("", "total"), ("relation_", "relation only"), ("subject_", "subject only"))
-        ):
-            ax.plot(steps, curves[prefix + kind], color=COLORS[i], lw=1.5, label=label)
+        ax.plot(steps, curves[kind], color="k", lw=3, alpha=0.5, label="total")
+        for i, (prefix, label) in enumerate((("relation_", "relation only"), ("subject_", "subject only"))):
+            ax.plot(steps, curves[prefix + kind], color=COLORS[i + 1], lw=1.5, label=label)
         for name, step in (record.get("predicted") or {}).items():
             if step is not None and step <= steps[-1]:
                 ax.axvline(step, color="k", ls=":", lw=1, label=f"predicted {name} transition")

@@ -31,11 +31,14 @@ class Stage(NamedTuple):
 
 
 def _slope_rate(steps: np.ndarray, loss: np.ndarray) -> np.ndarray:
-    """|dL/dt| of a lightly smoothed curve, in units of (loss range) / (run length)."""
-    smooth = np.convolve(np.pad(loss, 1, mode="edge"), np.ones(3) / 3, mode="valid")
+    """|dL/dt| (central differences), in units of (loss range) / (run length).
+
+    No smoothing: the curves are measured on a fixed test set, so they are smooth already, and smoothing
+    would eat into short plateaus.
+    """
     span = float(steps[-1] - steps[0])
     scale = max(float(np.max(loss) - np.min(loss)), 1e-12)
-    return np.abs(np.gradient(smooth, steps)) * span / scale
+    return np.abs(np.gradient(loss, steps)) * span / scale
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
