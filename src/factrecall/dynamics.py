@@ -253,7 +253,9 @@ def _transformer_setup(
 
     def logits(p: Params, tokens: Array) -> Array:
         one = functools.partial(forward, {**p, **frozen}, kind=cfg.attention)
-        return jax.lax.map(one, tokens, batch_size=EVAL_CHUNK)
+        if tokens.shape[0] <= EVAL_CHUNK:  # a training batch: one vmapped program
+            return jax.vmap(one)(tokens)
+        return jax.lax.map(one, tokens, batch_size=EVAL_CHUNK)  # the test set, in chunks
 
     def sample(k: Key) -> tuple[Array, Array, Array]:
         batch = task_mod.sample(task, facts, spec.B, key=k)
@@ -396,7 +398,7 @@ def summarize(spec: DynamicsSpec, traj: Trajectory) -> dict[str, Any]:
     hallucination``: minimum relation accuracy over the hallucination plateau (None when not found).
     """
     loss = traj.curves["loss"]
-    found = stages_mod.find_stages(traj.steps, loss, levels(spec))
+    found = stages_mod.find_stages(traj.steps, loss, levels(spec)) if len(loss) >= 5 else []
     measured = stages_mod.transitions(traj.steps, loss, found, spec.R, spec.D)
     predicted = None
     if spec.model == "simplified":
