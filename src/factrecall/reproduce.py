@@ -370,6 +370,8 @@ def _run_plateau(point: Point, update: Update) -> Row:
     rel, sub = s["measured"]["relation"], s["measured"]["subject"]
     return {
         **point,
+        "S": spec.S,
+        "alpha_S": spec.alpha_S,
         "measured_relation": rel,
         "measured_subject": sub,
         "predicted_relation": s["predicted"]["relation"],
