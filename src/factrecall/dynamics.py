@@ -58,7 +58,8 @@ class DynamicsSpec(NamedTuple):
         alpha_S, alpha_R: Zipf exponents of the subject and relation frequencies.
         model: ``simplified`` (Eq. 15) or ``transformer`` (the full one-layer model, §3).
         attention: ``linear`` (the paper's) or ``softmax``.
-        embeddings: ``onehot`` (d = vocab, the paper's) or ``random`` (Gaussian N(0, 1/d) rows).
+        embeddings: ``onehot`` (d = vocab, the paper's) or ``random`` (Gaussian N(0, 1/d) rows); the
+            transformer always uses its own Gaussian embeddings (§3).
         facts: ``structured`` (a*(s, r) = floor(s·D/S) + r·D, the paper's) or ``random``.
         lr, B, n_steps: plain gradient descent: rate, fresh batch size, steps.
         eval_every, n_test: evaluate every ``eval_every`` steps on a fixed test set of ``n_test`` sequences.
@@ -433,8 +434,11 @@ def curves_csv(traj: Trajectory) -> str:
 
 def record(spec: DynamicsSpec, traj: Trajectory) -> dict[str, Any]:
     """:func:`summarize` plus the curves, the spec and a title: what the CLI saves and the figures draw."""
+    model = f"{spec.model} model, {spec.embeddings} embeddings"
+    if spec.model == "transformer":  # its own N(0, 1/d) embeddings (§3)
+        model = f"one-layer transformer (d={spec.d or 64}, H={spec.H}, d_h={spec.d_h}, m={spec.m})"
     title = (
-        f"{spec.model} model, {spec.attention} attention, {spec.embeddings} embeddings: "
+        f"{model}, {spec.attention} attention: "
         f"S={spec.S}, R={spec.R}, D={spec.D}, lr={spec.lr:g}, batch {spec.B}"
         + (f", Zipf α_S={spec.alpha_S:g}" if spec.alpha_S else "")
         + (f", gradient flow ({spec.substeps} substeps)" if spec.substeps > 1 else "")
