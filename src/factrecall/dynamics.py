@@ -306,10 +306,11 @@ class Trajectory(NamedTuple):
     seconds: float
 
 
-def _compile(
-    spec: DynamicsSpec, st: Setup
-) -> tuple[Callable[..., Any], Callable[[Params], dict[str, Array]]]:
-    """A jitted ``chunk(params, key, n_evals)``: n_evals × (eval_every GD steps, then one evaluation)."""
+def _compile(spec: DynamicsSpec, st: Setup) -> tuple[Callable[..., Any], Callable[..., dict[str, Array]]]:
+    """A jitted ``chunk(params, key, test, n_evals)``: n_evals × (eval_every GD steps, then an evaluation).
+
+    The test set is an argument, not a closed-over constant: baked into the program it slows compilation.
+    """
     lr = spec.lr / spec.substeps
 
     def loss(p: Params, k: Key) -> Array:
@@ -322,15 +323,15 @@ def _compile(
     def step(p: Params, k: Key) -> tuple[Params, None]:
         return jax.tree.map(lambda w, g: w - lr * g, p, grad(p, k)), None
 
-    def evaluate(p: Params) -> dict[str, Array]:
-        x, s, r = st.test
+    def evaluate(p: Params, test: Any) -> dict[str, Array]:
+        x, s, r = test
         return metrics(st.logits(p, x), s, r, st.facts)
 
-    @functools.partial(jax.jit, static_argnums=2)
-    def chunk(p: Params, key: Key, n_evals: int) -> tuple[Params, dict[str, Array]]:
+    @functools.partial(jax.jit, static_argnums=3)
+    def chunk(p: Params, key: Key, test: Any, n_evals: int) -> tuple[Params, dict[str, Array]]:
         def one(p: Params, k: Key) -> tuple[Params, dict[str, Array]]:
             p, _ = jax.lax.scan(step, p, jax.random.split(k, spec.eval_every * spec.substeps))
-            return p, evaluate(p)
+            return p, evaluate(p, test)
 
         return jax.lax.scan(one, p, jax.random.split(key, n_evals))
 
@@ -366,9 +367,9 @@ def trajectory(spec: DynamicsSpec, on_chunk: Callable[[int, int, str], None] | N
     chunk, evaluate = _compile(spec, st)
     n_evals = spec.n_steps // spec.eval_every
     per_chunk = _chunk_evals(n_evals)
-    params, rows = st.params, [jax.tree.map(lambda v: v[None], evaluate(st.params))]
+    params, rows = st.params, [jax.tree.map(lambda v: v[None], evaluate(st.params, st.test))]
     for i in range(n_evals // per_chunk):
-        params, curves = chunk(params, jax.random.fold_in(key, 1 + i), per_chunk)
+        params, curves = chunk(params, jax.random.fold_in(key, 1 + i), st.test, per_chunk)
         curves = jax.device_get(curves)
         done = (i + 1) * per_chunk * spec.eval_every
         if not all(np.all(np.isfinite(v)) for v in curves.values()):
