@@ -30,6 +30,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_capacity.py
+	$(BIN)/python benchmarks/bench_dynamics.py
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache

@@ -141,3 +141,33 @@ def test_construct_transformer_bad_flags_exit_2_and_write_nothing(capsys, flags,
     )
     assert code == 2 and out == ""
     assert err.startswith("error: ") and message in err
+
+
+# ------------------------------------------------------------------------------ dynamics (issue 5)
+
+
+def test_dynamics_json_and_files(capsys, tmp_path):
+    argv = ["dynamics", "-S", "4", "-R", "2", "-D", "2", "--steps", "320", "--lr", "0.5", "--batch", "256"]
+    code, out, err = run_cli(capsys, *argv, "--out", str(tmp_path), "--json", "--quiet")
+    assert code == 0, err
+    record = json.loads(out)
+    assert {"stages", "final_loss", "predicted", "measured"} <= set(record)
+    assert set(record["predicted"]) == {"relation", "subject"} and record["spec"]["S"] == 4
+    for name in ("dynamics.csv", "dynamics.json", "dynamics.png", "dynamics.pdf"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert len((tmp_path / "dynamics.csv").read_text().strip().splitlines()) == 320 // 64 + 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["--attention", "relu"], "attention must be one of linear, softmax, got 'relu'"),
+        (["--steps", "100"], "multiple of eval_every"),
+        (["--model", "rnn"], "model must be one of"),
+        (["--zipf-subjects", "-1"], "Zipf exponents must be ≥ 0"),
+    ],
+)
+def test_dynamics_bad_flags_exit_2_and_write_nothing(capsys, tmp_path, argv, match):
+    code, _, err = run_cli(capsys, "dynamics", *argv, "--out", str(tmp_path / "x"), "-q")
+    assert code == 2 and err.startswith("error: ") and match in err
+    assert not (tmp_path / "x").exists()

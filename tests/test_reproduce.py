@@ -67,3 +67,32 @@ def test_quick_grids_are_what_the_readme_promises():
     assert [p["d"] for p in points if p["panel"] == "linear"] == [8, 11, 16, 22, 32]
     assert {p["alpha"] for p in points if p["panel"] == "mlp"} == {1, 2, 4, 8}
     assert all(p["M"] == 32 for p in reproduce.FIGURES["fig6"].points("quick"))
+
+
+# ------------------------------------------------------------------------------ dynamics (issue 5)
+
+
+def test_fig5_and_plateau_write_data_figures_and_comparisons(tmp_path, monkeypatch):
+    tiny = {"S": 4, "R": 2, "D": 2, "lr": 0.5, "B": 256, "n_test": 1024, "n_steps": 384}
+    monkeypatch.setitem(
+        reproduce.FIGURES, "fig5", reproduce.FIGURES["fig5"]._replace(points=lambda s: [tiny])
+    )
+    points = [{**tiny, "S": S} for S in (4, 8)] + [{**tiny, "alpha_S": 1.0}]
+    monkeypatch.setitem(
+        reproduce.FIGURES, "plateau", reproduce.FIGURES["plateau"]._replace(points=lambda s: points)
+    )
+    reproduce.run("fig5", out=tmp_path, quiet=True)
+    report = reproduce.run("plateau", out=tmp_path, quiet=True).read_text()
+    for name in ("fig5.png", "fig5.pdf", "fig5_curves.csv", "plateau.png", "plateau.pdf", "plateau.csv"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert "hallucination plateau loss" in report and "log-log slope in S" in report
+    rows = json.loads((tmp_path / "plateau.json").read_text())["rows"]
+    assert [r["S"] for r in rows] == [4, 8, 4] and all(r["predicted_subject"] > 0 for r in rows)
+    assert rows[1]["predicted_subject"] == pytest.approx(2 * rows[0]["predicted_subject"])
+
+
+def test_plateau_grid_is_what_the_issue_asks():
+    points = reproduce.FIGURES["plateau"].points("paper")
+    assert sorted({p["S"] for p in points if p["alpha_S"] == 0}) == [8, 16, 32, 64]
+    assert all(p["lr"] == 0.1 and p["n_steps"] % 64 == 0 for p in points)
+    assert reproduce.FIGURES["fig5"].points("quick") == reproduce.FIGURES["fig5"].points("paper")

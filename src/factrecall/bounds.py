@@ -28,6 +28,18 @@ PAPER: dict[str, Guide] = {
     "linear_ceiling_NlogN_over_d2": Guide(0.5, "sharp asymptotics of the best linear memory: N log N → d²/2"),
     "hebbian_NlogN_over_d2": Guide(0.125, "Thm 1 construction, all correct: N log N ≈ d²/8 (SPEC §1.3)"),
     "transformer_facts_per_param": Guide(0.15, "Fig. 4 left: facts = 0.15·params (≈ 0.45 bits/param)"),
+    # issue 5: training dynamics (Figure 5: S=16, R=4, D=8, lr 0.1, batch 1024)
+    "fig5_plateau_loss": Guide(
+        math.log(8), "Fig. 5: the middle (hallucination) plateau sits at log D = log 8"
+    ),
+    "fig5_relation_step": Guide(1700, "Fig. 5: the loss leaves log(R·D) at ≈ 1,600–1,900 steps"),
+    "fig5_subject_step": Guide(4300, "Fig. 5: the hallucination plateau ends at ≈ 4,000–4,500 steps"),
+    "fig5_final_loss": Guide(0.01, "Fig. 5: loss ≈ 0.01 at 8,192 steps"),
+    "dynamics_subject_slope_S": Guide(1.0, "§5: t_sub / t_rel = (S/R)·sqrt((R−1)/(D−1)), linear in S"),
+    "dynamics_relation_spread_S": Guide(
+        1.0, "§5: λ_rel does not depend on S; the relation transition stays put"
+    ),
+    "dynamics_measured_over_predicted": Guide(1.0, "§5: saddle escape after ≈ log(2/ε)/(lr·λ) steps"),
 }
 
 

@@ -232,3 +232,86 @@ def _frontier_panel(ax: plt.Axes, rows: Sequence[Row]) -> None:
     ax.set_title("Hybrid trade-off, S = R = 32, D = 8 (labels: attention's share of relations)", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
+
+
+# ------------------------------------------------------------------------------ dynamics (Figure 5, issue 5)
+
+STAGE_COLORS = {"uniform": "#d0d0d0", "hallucination": "#f4b183", "learned": "#a9d18e"}
+
+
+def _shade_stages(ax: plt.Axes, stages: Sequence[Row]) -> None:
+    for s in stages:
+        ax.axvspan(s["start"], s["end"], color=STAGE_COLORS.get(s["name"], "#bdd7ee"), alpha=0.35, lw=0)
+
+
+def dynamics(record: Row, stem: Path) -> list[Path]:
+    """Figure 5: total, relation-only and subject-only losses (left) and accuracies (right) against steps,
+    with the detected stages shaded, the levels log(R·D) and log D, and the predicted transitions.
+
+    ``record`` holds ``steps``, ``curves`` (metric → list), ``stages``, ``levels``, ``predicted`` and
+    ``title``, as written by ``factrecall dynamics`` and ``reproduce fig5``.
+    """
+    steps, curves = np.asarray(record["steps"], float), record["curves"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    for ax, kind in zip(axes, ("loss", "accuracy"), strict=True):
+        _shade_stages(ax, record["stages"])
+        ax.plot(steps, curves[kind], color="k", lw=3, alpha=0.5, label="total")
+        for i, (prefix, label) in enumerate((("relation_", "relation only"), ("subject_", "subject only"))):
+            ax.plot(steps, curves[prefix + kind], color=COLORS[i + 1], lw=1.5, label=label)
+        for name, step in (record.get("predicted") or {}).items():
+            if step is not None and step <= steps[-1]:
+                ax.axvline(step, color="k", ls=":", lw=1, label=f"predicted {name} transition")
+        ax.set_xlabel("step")
+        ax.grid(True, alpha=0.3)
+    levels = record["levels"]
+    axes[0].axhline(
+        levels["uniform"], color="gray", ls="--", lw=1, label=f"log(R·D) = {levels['uniform']:.2f}"
+    )
+    axes[0].axhline(
+        levels["hallucination"], color="C3", ls="--", lw=1, label=f"log D = {levels['hallucination']:.2f}"
+    )
+    axes[0].set_ylabel("loss (nats)")
+    axes[1].set_ylabel("accuracy")
+    for s in record["stages"]:
+        axes[0].text(
+            (s["start"] + s["end"]) / 2, levels["uniform"] * 1.04, s["name"], ha="center", fontsize=7
+        )
+    axes[0].legend(fontsize=7)
+    axes[1].legend(fontsize=7, loc="lower right")
+    fig.suptitle(record.get("title", "training dynamics"), fontsize=10)
+    return save(fig, stem)
+
+
+def plateau(rows: Sequence[Row], stem: Path) -> list[Path]:
+    """Hallucination plateau vs S/R (left: transition steps vs S, log–log, with the fitted slope) and vs the
+    Zipf exponent of subjects (right: plateau length = subject − relation transition), measured and predicted.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    by_s = sorted((r for r in rows if r["alpha_S"] == 0), key=lambda r: r["S"])
+    if by_s:
+        S = np.asarray([r["S"] for r in by_s], float)
+        for i, name in enumerate(("subject", "relation")):
+            got = [r["measured_" + name] for r in by_s]
+            axes[0].plot(S, got, "o-", color=COLORS[i], label=f"{name} transition, measured")
+            axes[0].plot(S, [r["predicted_" + name] for r in by_s], "x--", color=COLORS[i], label="predicted")
+        ok = [r for r in by_s if r["measured_subject"]]
+        if len(ok) >= 2:
+            fit = fits.power_law([r["S"] for r in ok], [r["measured_subject"] for r in ok])
+            axes[0].text(
+                0.03, 0.97, f"subject step ∝ S^{fit.slope:.2f}", transform=axes[0].transAxes, va="top"
+            )
+        _loglog(axes[0], "subjects S (R, D fixed)", "transition step", "transitions vs S")
+    zipf_S = {r["S"] for r in rows if r["alpha_S"] > 0}
+    by_a = sorted((r for r in rows if r["S"] in zipf_S), key=lambda r: r["alpha_S"])
+    if by_a:
+        a = [r["alpha_S"] for r in by_a]
+        axes[1].plot(a, [r["plateau_length"] for r in by_a], "o-", label="measured")
+        axes[1].plot(
+            a, [r["predicted_subject"] - r["predicted_relation"] for r in by_a], "x--", label="predicted"
+        )
+        axes[1].set_xlabel("Zipf exponent α_S of subjects")
+        axes[1].set_ylabel("plateau length (steps)")
+        axes[1].set_title(f"hallucination plateau vs imbalance (S = {by_a[0]['S']})", fontsize=10)
+        axes[1].grid(True, alpha=0.3)
+        axes[1].legend(fontsize=7)
+    return save(fig, stem)
