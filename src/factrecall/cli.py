@@ -229,10 +229,7 @@ def sweep_cmd(
     if cfg.experiment is not None:
         config.expand(cfg)  # every point valid before the store is touched
     else:
-        check(
-            cfg.figure in reproduce.FIGURES,
-            f"figure: unknown figure {cfg.figure!r}; allowed: {', '.join(reproduce.FIGURES)}",
-        )
+        reproduce.figure_points(cfg)
     with Store(store) as db:
         kwargs.update(resume=resume, retry_failed=retry_failed, quiet=quiet)
         if cfg.experiment is not None:

@@ -207,11 +207,13 @@ def run(
         return write_report(db, Path(out), FIGURES, prefer=scale, draw=False)[0]
 
 
-def run_config(cfg: SweepConfig, store: Store, **kwargs: Any) -> SweepSummary:
-    """``factrecall sweep`` of a figure config: its points (checked against the figure's own points for
-    unknown keys, types and sizes) through the store under the figure's name."""
-    from factrecall.sweeps import run_points
+def figure_points(cfg: SweepConfig) -> list[Point]:
+    """The points of a figure config, checked against the figure's own points (unknown keys, types,
+    sizes); keys the figure sets to ``None`` and TOML cannot write are restored.
 
+    Raises:
+        ConfigError: unknown figure, or a point that does not fit the figure.
+    """
     assert cfg.figure is not None
     figure = _figure(cfg.figure)
     examples = [*figure.points("quick"), *figure.points("paper")]
@@ -221,6 +223,14 @@ def run_config(cfg: SweepConfig, store: Store, **kwargs: Any) -> SweepSummary:
         check_like(p, examples, f"points[{i}] of figure {figure.name}")
         points.append({**{k: None for k in nulls if k not in p}, **p})
     check(bool(points), f"figure config for {figure.name} lists no points")
+    return points
+
+
+def run_config(cfg: SweepConfig, store: Store, **kwargs: Any) -> SweepSummary:
+    """``factrecall sweep`` of a figure config: its points through the store under the figure's name."""
+    from factrecall.sweeps import run_points
+
+    figure, points = _figure(str(cfg.figure)), figure_points(cfg)
     return run_points(store, figure.name, cfg.scale, f"figure:{figure.name}", points, figure.run, **kwargs)
 
 
