@@ -106,6 +106,8 @@ def execute(task: Task, point: dict[str, Any], update: Update | None = None) -> 
     with the same device count (and the same numbers) on every backend.
     """
     factrecall.use_cpu_cores()
+    # several workers may share one GPU: allocate on demand (no effect once JAX runs in this process)
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     from factrecall.provenance import device, versions
 
     started, t0 = _utc(), time.perf_counter()
