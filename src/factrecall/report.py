@@ -158,7 +158,7 @@ def _markdown(secs: list[Section], store: Path, figures: dict[str, Any]) -> str:
             lines += ["| quantity | ours | paper | deviation | paper's source |", "|---|---|---|---|---|"]
             for c in s.comparison:
                 lines.append(
-                    f"| {c['quantity']} | {_fmt(c['ours'])} | {_fmt(c['paper'])} | "
+                    f"| {c.get('quantity', '?')} | {_fmt(c.get('ours'))} | {_fmt(c.get('paper'))} | "
                     f"{_deviation(c.get('deviation'))} | {c.get('paper_source', '')} |"
                 )
             lines.append("")
@@ -198,9 +198,9 @@ def _html(secs: list[Section], store: Path) -> str:
             )
             for c in s.comparison:
                 cells = (
-                    c["quantity"],
-                    _fmt(c["ours"]),
-                    _fmt(c["paper"]),
+                    c.get("quantity", "?"),
+                    _fmt(c.get("ours")),
+                    _fmt(c.get("paper")),
                     _deviation(c.get("deviation")),
                     c.get("paper_source", ""),
                 )

@@ -11,6 +11,7 @@ the report (:mod:`factrecall.report`) is rewritten from every figure in the stor
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -160,16 +161,20 @@ def _figure(name: str) -> Figure:
 def run_figure(
     figure: Figure,
     scale: str,
-    store: Store,
+    store: Store | Path,
     *,
     points: list[Point] | None = None,
     quiet: bool = False,
     **backend: Any,
 ) -> list[Row]:
-    """Run the points of ``figure`` (default: its points at ``scale``) missing from ``store``; return the
-    done rows of those points. ``backend`` goes to :func:`factrecall.sweeps.run_points`."""
+    """Run the points of ``figure`` (default: its points at ``scale``) missing from ``store`` (a
+    :class:`Store`, or a folder holding ``results.db``); return the done rows of those points.
+    ``backend`` goes to :func:`factrecall.sweeps.run_points`."""
     from factrecall.sweeps import run_points
 
+    if not isinstance(store, Store):
+        with Store(Path(store) / "results.db") as db:
+            return run_figure(figure, scale, db, points=points, quiet=quiet, **backend)
     points = figure.points(scale) if points is None else points
     run_points(store, figure.name, scale, f"figure:{figure.name}", points, figure.run, quiet=quiet, **backend)
     return figure_rows(store, figure, scale, points)
@@ -205,6 +210,12 @@ def run(
             if rows:
                 draw_figure(figure, rows, Path(out))
         return write_report(db, Path(out), FIGURES, prefer=scale, draw=False)[0]
+
+
+def load_rows(out: Path, name: str) -> list[Row]:
+    """Rows of figure ``name`` last drawn into ``out`` (its ``<name>.json``; empty when none)."""
+    path = Path(out) / f"{name}.json"
+    return json.loads(path.read_text())["rows"] if path.exists() else []
 
 
 def figure_points(cfg: SweepConfig) -> list[Point]:
