@@ -15,6 +15,8 @@ from factrecall import config, sweeps
 from factrecall.errors import ConfigError
 from factrecall.store import Store
 
+# subprocess and Ray start processes while JAX's threads run; they exec at once, so fork is safe here
+pytestmark = pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")
 SRC = str(Path(sweeps.__file__).parents[1])
 
 

@@ -248,7 +248,7 @@ def run_points(
     t0 = time.perf_counter()
     with bar(f"{sweep} ({scale})" if scale != NO_SCALE else sweep, total, quiet=quiet) as update:
         update(skipped, total, f"{skipped} points already in {store.path.name}")
-        if backend == "local":
+        if backend == "local" or not todo:  # nothing to run: no pool, no Ray cluster
             results = _local(task, todo, update, skipped, total)
         elif backend == "processes":
             results = _processes(task, todo, workers)
