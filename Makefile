@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 OUT    ?= results
 
-.PHONY: reproduce test lint format bench clean
+.PHONY: reproduce report configs test lint format bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,14 @@ $(STAMP): pyproject.toml
 
 reproduce: $(STAMP)
 	$(BIN)/factrecall reproduce all --scale quick --out $(OUT)
+
+# Redraw every figure in the store and write report.md / report.html (no training).
+report: $(STAMP)
+	$(BIN)/factrecall report --store $(OUT)/results.db --out $(OUT) --scale quick
+
+# Regenerate configs/ from reproduce.FIGURES (tests/test_configs.py fails until this is run after a new figure).
+configs: $(STAMP)
+	$(BIN)/factrecall reproduce all --write-configs configs
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks conftest.py

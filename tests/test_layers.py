@@ -33,6 +33,7 @@ LAYERS = {
     "sweeps": 5.5,
     "plots": 6,
     "reproduce": 7,
+    "report": 6.5,
     "cli": 8,
 }
 NO_JAX = {"bounds", "fits", "plots", "errors", "progress", "config", "store", "search", "stages", "facts"}

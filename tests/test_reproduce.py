@@ -1,8 +1,12 @@
 import json
+import sqlite3
 
+import pyarrow.parquet as pq
 import pytest
 
 from factrecall import reproduce
+from factrecall.cli import main
+from factrecall.store import Store
 
 
 @pytest.fixture
@@ -27,39 +31,110 @@ def tiny_fig1(monkeypatch):
     return points
 
 
-def test_reproduce_writes_data_figures_and_report(tmp_path, tiny_fig1):
+def test_reproduce_writes_store_data_figures_and_report(tmp_path, tiny_fig1):
     report = reproduce.run("fig1", out=tmp_path, quiet=True)
-    for name in ("fig1.csv", "fig1.json", "fig1.png", "fig1.pdf", "fig1_vs_paper.csv", "report.md"):
+    for name in ("fig1.csv", "fig1.json", "fig1.png", "fig1.pdf", "fig1_vs_paper.csv", "report.html"):
         assert (tmp_path / name).stat().st_size > 0, name
-    rows = json.loads((tmp_path / "fig1.json").read_text())["rows"]
-    assert len(rows) == 3
-    assert all(r["run"]["versions"]["jax"] for r in rows)
+    with Store(tmp_path / "results.db") as store:
+        rows = store.rows(sweep="fig1", scale="quick")
+    assert [r["point"] for r in rows] == tiny_fig1 and {r["status"] for r in rows} == {"done"}
+    assert all(r["versions"]["jax"] and r["device"].startswith("cpu") for r in rows)
+    assert all(r["seeds"] == p["seeds"] for r, p in zip(rows, tiny_fig1))
     text = report.read_text()
-    assert "d² / (N log N)" in text and "1.3" in text
+    assert "d² / (N log N)" in text and "| 1.3 |" in text
     assert len((tmp_path / "fig1.csv").read_text().strip().splitlines()) == 4
+    assert "d² / (N log N)" in (tmp_path / "report.html").read_text()
 
 
 def test_reproduce_resumes_without_rerunning_points(tmp_path, tiny_fig1, monkeypatch):
     reproduce.run("fig1", out=tmp_path, quiet=True)
-    first = json.loads((tmp_path / "fig1.json").read_text())["rows"]
+    with Store(tmp_path / "results.db") as store:
+        first = store.rows()
+    # lose the last point, as an interruption would, then rerun
+    with sqlite3.connect(tmp_path / "results.db") as db:
+        db.execute("DELETE FROM results WHERE id = ?", (first[-1]["id"],))
     calls = []
     original = reproduce.FIGURES["fig1"].run
     fig = reproduce.FIGURES["fig1"]._replace(run=lambda p, u: calls.append(p) or original(p, u))
     monkeypatch.setitem(reproduce.FIGURES, "fig1", fig)
-    # drop the last point as an interruption would, then rerun
-    reproduce.save_rows(tmp_path, "fig1", "quick", first[:2])
     reproduce.run("fig1", out=tmp_path, quiet=True)
-    rows = json.loads((tmp_path / "fig1.json").read_text())["rows"]
+    with Store(tmp_path / "results.db") as store:
+        rows = store.rows()
     assert calls == [tiny_fig1[2]]
     assert [r["point"] for r in rows] == tiny_fig1
-    assert [r["capacity_per_seed"] for r in rows[:2]] == [r["capacity_per_seed"] for r in first[:2]]
+    assert [r["metrics"] for r in rows[:2]] == [r["metrics"] for r in first[:2]]
 
 
-def test_plot_only_redraws_from_saved_rows(tmp_path, tiny_fig1):
+def test_plot_only_redraws_from_the_store(tmp_path, tiny_fig1):
     reproduce.run("fig1", out=tmp_path, quiet=True)
     (tmp_path / "fig1.png").unlink()
     reproduce.run("fig1", out=tmp_path, quiet=True, plot_only=True)
     assert (tmp_path / "fig1.png").exists()
+
+
+def _toy_draw(rows, stem):
+    stem.with_suffix(".png").write_bytes(b"png")
+    return [stem.with_suffix(".png")]
+
+
+def _toy_compare(rows):
+    ours = sum(r["y"] for r in rows) / len(rows)
+    return [
+        {"quantity": "mean y", "ours": ours, "paper": 2.0, "deviation": ours / 2 - 1, "paper_source": "toy"}
+    ]
+
+
+def _toy_run(point, update):
+    if point["x"] == 3:
+        raise FloatingPointError("loss became NaN")
+    return {**point, "y": 2 * point["x"]}
+
+
+def test_a_new_figure_needs_only_its_figures_entry(tmp_path, monkeypatch):
+    """A figure added to FIGURES (here with a lambda, as other experiments may) runs through the store,
+    is in the report with its comparison, and its failed point is listed with the reason."""
+    toy = reproduce.Figure(
+        "toy",
+        "Toy figure",
+        lambda scale: [{"x": x, "seeds": [0]} for x in (1, 2, 3)],
+        lambda point, update: _toy_run(point, update),
+        _toy_draw,
+        _toy_compare,
+        "instant; mean y = 3",
+    )
+    monkeypatch.setitem(reproduce.FIGURES, "toy", toy)
+    report = reproduce.run("toy", out=tmp_path, quiet=True).read_text()
+    assert "## Toy figure" in report and "| mean y | 3 | 2 | +50% | toy |" in report
+    assert "failed `{'x': 3, 'seeds': [0]}`: FloatingPointError: loss became NaN" in report
+    assert "toy.png" in (tmp_path / "report.html").read_text()
+    assert 'figure = "toy"' in reproduce.config_text(toy, "quick")
+
+
+def test_report_and_export_commands(tmp_path, tiny_fig1, capsys):
+    reproduce.run("fig1", out=tmp_path / "run", quiet=True)
+    db = str(tmp_path / "run" / "results.db")
+    with pytest.raises(SystemExit) as code:
+        main(["report", "--store", db, "--out", str(tmp_path / "rep")])
+    assert code.value.code == 0
+    for name in ("report.md", "report.html", "fig1.png", "fig1.pdf", "fig1.csv"):
+        assert (tmp_path / "rep" / name).stat().st_size > 0, name
+    for suffix in ("csv", "parquet"):
+        with pytest.raises(SystemExit) as code:
+            main(["export", "--store", db, "--out", str(tmp_path / f"all.{suffix}")])
+        assert code.value.code == 0
+    table = pq.read_table(tmp_path / "all.parquet").to_pylist()
+    assert [r["point.d"] for r in table] == [4, 6, 4]
+    assert len((tmp_path / "all.csv").read_text().strip().splitlines()) == 4
+    with pytest.raises(SystemExit) as code:
+        main(["report", "--store", str(tmp_path / "nope.db"), "--out", str(tmp_path / "x")])
+    assert code.value.code == 2 and not (tmp_path / "x").exists()
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_figure_json_holds_rows_with_provenance(tmp_path, tiny_fig1):
+    reproduce.run("fig1", out=tmp_path, quiet=True)
+    rows = json.loads((tmp_path / "fig1.json").read_text())["rows"]
+    assert len(rows) == 3 and all(r["run"]["versions"]["jax"] for r in rows)
 
 
 def test_quick_grids_are_what_the_readme_promises():

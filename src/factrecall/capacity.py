@@ -332,22 +332,26 @@ def run_trials(
 
 
 class _ShapePlanner:
-    """Pads each round to a shape (rows, n_pad) that is cheap overall.
+    """Pads each round to a shape (rows, n_pad) that is cheap overall, by a fixed cost model.
 
-    Compiling a new shape costs about a second or two (measured from XLA's compile events); padding costs
-    compute ∝ rows·n_pad² (measured per round; before the first round, ``prior_unit`` guesses it). A round
-    reuses an already compiled, larger shape when the extra compute is expected to cost less than a
-    compile; and when rounds are cheap it pads generously (to 1.35·N), so that the next bracketing steps
-    fit the same program.
+    The model: a round costs ``unit``·rows·n_pad² seconds (``unit`` is the a-priori estimate for the spec,
+    measured once on two CPU cores) and compiling a new shape ``COMPILE_S`` seconds. A round reuses an
+    already compiled, larger shape when the extra compute is expected to cost less than a compile; and when
+    rounds are cheap it pads generously (to 1.35·N), so that the next bracketing steps fit the same program.
+
+    Nothing here is measured while running: the shapes, and so the numbers (padding changes the compiled
+    program), depend only on the spec, the seeds and the device count, never on the machine's load. This
+    is what lets the local, process and Ray backends of :mod:`factrecall.sweeps` agree exactly.
     """
 
     GENEROUS = 1.35
+    COMPILE_S = 1.5
 
     def __init__(self, n_devices: int, prior_unit: float):
         self.n_devices = n_devices
         self.compiled: set[tuple[int, int]] = set()
-        self.unit = prior_unit  # seconds per row·n_pad² of a round
-        self.compile_s = 1.5
+        self.unit = prior_unit  # seconds per row·n_pad² of a round (fixed)
+        self.compile_s = self.COMPILE_S
 
     def _cost(self, shape: tuple[int, int]) -> float:
         return self.unit * shape[0] * shape[1] ** 2
@@ -355,7 +359,7 @@ class _ShapePlanner:
     def choose(self, rows: int, n: int) -> tuple[int, int]:
         rows = self.n_devices * math.ceil(rows / self.n_devices)
         tight = (rows, _bucket(n))
-        reusable = [s for s in self.compiled if s[0] >= rows and s[1] >= tight[1]]
+        reusable = sorted(s for s in self.compiled if s[0] >= rows and s[1] >= tight[1])
         best = min(reusable, key=self._cost, default=None)
         if best is not None and self._cost(best) < self._cost(tight) + self.compile_s:
             return best
@@ -363,10 +367,9 @@ class _ShapePlanner:
         return generous if self._cost(generous) - self._cost(tight) < 0.5 * self.compile_s else tight
 
     def record(self, shape: tuple[int, int], seconds: float, compile_seconds: float) -> None:
+        """Remember that ``shape`` is compiled; the timings are deliberately ignored (see the class)."""
+        del seconds, compile_seconds
         self.compiled.add(shape)
-        if compile_seconds > 0:
-            self.compile_s = 0.5 * (self.compile_s + compile_seconds)
-        self.unit = 0.5 * (self.unit + max(seconds - compile_seconds, 1e-3) / (shape[0] * shape[1] ** 2))
 
 
 class CapacityResult(NamedTuple):

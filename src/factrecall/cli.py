@@ -176,6 +176,112 @@ def capacity_mlp(
     )
 
 
+# ------------------------------------------------------------------ sweeps, store, report (issue 6)
+
+StoreOpt = Annotated[Path | None, typer.Option("--store", help="The results store (SQLite file).")]
+BackendOpt = Annotated[
+    str, typer.Option("--backend", help="local (this process), processes (local processes) or ray.")
+]
+WorkersOpt = Annotated[
+    int | None, typer.Option("--workers", help="Parallel workers of processes/ray (default: CPU cores).")
+]
+RayAddressOpt = Annotated[
+    str | None, typer.Option("--ray-address", help="Ray cluster to join (default: start one locally).")
+]
+
+
+def _backend(backend: str, workers: int | None, ray_address: str | None) -> dict[str, Any]:
+    from factrecall.sweeps import BACKENDS
+
+    check(backend in BACKENDS, f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    check(workers is None or workers >= 1, f"--workers must be ≥ 1, got {workers}")
+    check(ray_address is None or backend == "ray", "--ray-address needs --backend ray")
+    return {"backend": backend, "workers": workers, "ray_address": ray_address}
+
+
+@app.command("sweep")
+def sweep_cmd(
+    config_file: Annotated[
+        Path, typer.Argument(help="Sweep definition (TOML), e.g. configs/fig1_quick.toml.")
+    ],
+    store: Annotated[Path, typer.Option("--store", help="The results store (SQLite file).")] = Path(
+        "results.db"
+    ),
+    backend: BackendOpt = "local",
+    workers: WorkersOpt = None,
+    ray_address: RayAddressOpt = None,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="Continue a sweep already in the store (finished points skipped)."),
+    ] = False,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Rerun points stored as failed.")
+    ] = False,
+    as_json: JsonFlag = False,
+    quiet: QuietFlag = False,
+) -> None:
+    """Run every point of a sweep (an experiment grid or a paper figure) into the results store."""
+    from factrecall import config, reproduce, sweeps
+    from factrecall.store import Store
+
+    cfg = config.load_sweep(config_file)
+    kwargs = _backend(backend, workers, ray_address)
+    if cfg.experiment is not None:
+        config.expand(cfg)  # every point valid before the store is touched
+    else:
+        reproduce.figure_points(cfg)
+    with Store(store) as db:
+        kwargs.update(resume=resume, retry_failed=retry_failed, quiet=quiet)
+        if cfg.experiment is not None:
+            summary = sweeps.run_sweep(cfg, db, **kwargs)
+        else:
+            summary = reproduce.run_config(cfg, db, **kwargs)
+    _emit({"sweep": cfg.name, "store": str(store), **summary._asdict()}, as_json, f"sweep {cfg.name}")
+
+
+@app.command("report")
+def report_cmd(
+    store: Annotated[Path, typer.Option("--store", help="The results store (SQLite file).")] = Path(
+        "results/results.db"
+    ),
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for the figures, report.md and report.html.")
+    ] = Path("results"),
+    scale: Annotated[str, typer.Option("--scale", help="Scale to show when a figure has both.")] = "paper",
+) -> None:
+    """Redraw every figure in the store and write report.md and report.html."""
+    from factrecall.report import write_report
+    from factrecall.reproduce import FIGURES, SCALES
+    from factrecall.store import Store
+
+    check(
+        store.is_file(), f"--store {str(store)!r} does not exist; run `factrecall sweep` or `reproduce` first"
+    )
+    check(scale in SCALES, f"--scale must be one of {', '.join(SCALES)}, got {scale!r}")
+    with Store(store) as db:
+        paths = write_report(db, out, FIGURES, prefer=scale)
+    for path in paths:
+        stdout.print(str(path))
+
+
+@app.command("export")
+def export_cmd(
+    store: Annotated[Path, typer.Option("--store", help="The results store (SQLite file).")] = Path(
+        "results/results.db"
+    ),
+    out: Annotated[Path, typer.Option("--out", help="Output file (.csv or .parquet).")] = Path("results.csv"),
+    sweep: Annotated[str | None, typer.Option("--sweep", help="Only this sweep or figure.")] = None,
+) -> None:
+    """Export the store's rows, one per point, as CSV or Parquet (chosen by the --out suffix)."""
+    from factrecall.store import Store, export_csv, export_parquet
+
+    check(store.is_file(), f"--store {str(store)!r} does not exist")
+    check(out.suffix in (".csv", ".parquet"), f"--out must end in .csv or .parquet, got {str(out)!r}")
+    with Store(store) as db:
+        path = (export_csv if out.suffix == ".csv" else export_parquet)(db, out, sweep)
+    stdout.print(str(path))
+
+
 @app.command("reproduce")
 def reproduce_cmd(
     target: Annotated[str, typer.Argument(help="A figure name (see --list) or 'all'.")] = "all",
@@ -187,18 +293,41 @@ def reproduce_cmd(
     ),
     list_figures: Annotated[bool, typer.Option("--list", help="List the figures and exit.")] = False,
     plot_only: Annotated[
-        bool, typer.Option("--plot-only", help="Redraw from the CSV already in --out.")
+        bool, typer.Option("--plot-only", help="Redraw from the results store, running nothing.")
     ] = False,
+    store: StoreOpt = None,
+    backend: BackendOpt = "local",
+    workers: WorkersOpt = None,
+    ray_address: RayAddressOpt = None,
+    write_configs: Annotated[
+        Path | None,
+        typer.Option(
+            "--write-configs", help="Write one TOML per figure and scale into this folder and exit."
+        ),
+    ] = None,
     quiet: QuietFlag = False,
 ) -> None:
-    """Reproduce the paper's figures: run the points, write CSV/JSON, draw PNG/PDF, write report.md."""
+    """Reproduce the paper's figures through the results store (default OUT/results.db): run the missing
+    points, draw PNG/PDF with their CSV/JSON, write report.md and report.html."""
     from factrecall import reproduce
 
     if list_figures:
         for name, fig in reproduce.FIGURES.items():
             stdout.print(f"[bold]{name}[/bold]  {fig.title}")
         return
-    reproduce.run(target, scale=scale, out=out, plot_only=plot_only, quiet=quiet)
+    if write_configs is not None:
+        for path in reproduce.write_configs(write_configs):
+            stdout.print(str(path))
+        return
+    reproduce.run(
+        target,
+        scale=scale,
+        out=out,
+        plot_only=plot_only,
+        quiet=quiet,
+        store=store,
+        **_backend(backend, workers, ray_address),
+    )
 
 
 # ------------------------------------------------------------------ issue 3: transformer train / eval

@@ -1,28 +1,32 @@
 """``factrecall reproduce``: the paper's figures as named targets, each a list of points, a plot and a
 comparison with the paper's constants.
 
-A figure's points run one after the other; after each, all rows so far are written atomically to
-``<out>/<figure>.json`` (full records) and ``<out>/<figure>.csv``, so an interrupted run resumes where it
-stopped (points already there, at the same scale, are not rerun). Then the figure is drawn (PNG + PDF) and
-``<out>/report.md`` is rewritten from every figure found in ``<out>``.
+A figure is a :class:`Figure` in :data:`FIGURES`; adding an entry is all it takes for ``reproduce``, the
+results store, ``configs/`` and the report to know it. Every figure's points run through the results store
+(:func:`factrecall.sweeps.run_points`), keyed by (figure, scale, the point's canonical JSON), so an
+interrupted run resumes where it stopped and never duplicates a point; a point that fails is recorded with
+its reason and the others go on. Then the figure is drawn (PNG + PDF, with its data as CSV and JSON) and
+the report (:mod:`factrecall.report`) is rewritten from every figure in the store.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from factrecall import bounds, fits, plots
-from factrecall.errors import ConfigError, check
-from factrecall.progress import Update, bar
+from factrecall.config import SweepConfig, check_like, toml_value
+from factrecall.errors import check
+from factrecall.progress import Update
+from factrecall.report import atomic_write, draw_figure, figure_rows, write_report
+from factrecall.store import Store
+
+if TYPE_CHECKING:
+    from factrecall.sweeps import SweepSummary
 
 Point = dict[str, Any]
 Row = dict[str, Any]
@@ -400,128 +404,34 @@ FIGURES["constructions"] = Figure(
 )
 
 
-# ------------------------------------------------------------------------------------------------ output
+# --------------------------------------------------------------------------- core: store, configs (issue 6)
 
 
-def _point_id(point: Point) -> str:
-    return json.dumps(point, sort_keys=True)
+def _figure(name: str) -> Figure:
+    check(name in FIGURES, f"unknown figure {name!r}; expected 'all' or one of {', '.join(FIGURES)}")
+    return FIGURES[name]
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+def run_figure(
+    figure: Figure,
+    scale: str,
+    store: Store | Path,
+    *,
+    points: list[Point] | None = None,
+    quiet: bool = False,
+    **backend: Any,
+) -> list[Row]:
+    """Run the points of ``figure`` (default: its points at ``scale``) missing from ``store`` (a
+    :class:`Store`, or a folder holding ``results.db``); return the done rows of those points.
+    ``backend`` goes to :func:`factrecall.sweeps.run_points`."""
+    from factrecall.sweeps import run_points
 
-
-def _csv_text(rows: list[Row]) -> str:
-    skip = {"run", "spec"}
-    columns: list[str] = []
-    for r in rows:
-        columns += [k for k in r if k not in skip and k not in columns]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, columns, extrasaction="ignore")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in r.items()})
-    return buf.getvalue()
-
-
-def load_rows(out: Path, name: str) -> list[Row]:
-    """Rows already computed for figure ``name`` in ``out`` (empty when none)."""
-    path = out / f"{name}.json"
-    if not path.exists():
-        return []
-    try:
-        return json.loads(path.read_text())["rows"]
-    except (json.JSONDecodeError, KeyError) as exc:
-        raise ConfigError(
-            f"{path} is not a factrecall results file ({exc}); move it away or pick another --out"
-        ) from exc
-
-
-def save_rows(out: Path, name: str, scale: str, rows: list[Row]) -> None:
-    """Write ``<name>.json`` (full records) and ``<name>.csv`` (one line per point), atomically."""
-    _atomic_write(
-        out / f"{name}.json",
-        json.dumps({"figure": name, "scale": scale, "rows": rows}, indent=1, default=str),
-    )
-    _atomic_write(out / f"{name}.csv", _csv_text(rows))
-
-
-def run_figure(figure: Figure, scale: str, out: Path, *, quiet: bool = False) -> list[Row]:
-    """Run the points of ``figure`` missing from ``out``, saving after each; return all rows."""
-    from factrecall.provenance import run_info
-
-    points = figure.points(scale)
-    done = {_point_id(r["point"]): r for r in load_rows(out, figure.name) if r.get("scale") == scale}
-    rows = [done[_point_id(p)] for p in points if _point_id(p) in done]
-    todo = [p for p in points if _point_id(p) not in done]
-    start = time.perf_counter()
-    with bar(f"{figure.name} ({scale})", len(points), quiet=quiet) as update:
-        update(len(rows), len(points), f"{len(rows)} points already in {out}")
-        for point in todo:
-            label = ", ".join(f"{k}={v}" for k, v in point.items() if k in ("panel", "d", "m", "H", "S"))
-
-            def inner(done_rounds: int, total_rounds: int, status: str, label: str = label) -> None:
-                frac = min(done_rounds / max(total_rounds, 1), 0.99)
-                update(len(rows) + frac, len(points), f"{label}: round {done_rounds}/~{total_rounds}")
-
-            row = figure.run(point, inner)
-            rows.append({**row, "point": point, "scale": scale, "run": run_info()})
-            save_rows(out, figure.name, scale, rows)
-            update(len(rows), len(points), f"{label} done ({time.perf_counter() - start:.0f} s)")
-    return rows
-
-
-def draw_figure(figure: Figure, rows: list[Row], out: Path) -> list[Path]:
-    """Draw ``figure`` from ``rows`` into ``out`` (PNG + PDF) and write its comparison table as CSV."""
-    paths = figure.draw(rows, out / figure.name)
-    comparison = figure.compare(rows)
-    _atomic_write(out / f"{figure.name}_vs_paper.csv", _csv_text(comparison))
-    return paths
-
-
-def write_report(out: Path) -> Path:
-    """``report.md``: every figure found in ``out`` with its constants next to the paper's."""
-    lines = ["# factrecall: reproduction report", ""]
-    lines.append("Numbers under *ours* are measured by this run; *paper* are the paper's guide constants, ")
-    lines.append("quoted for comparison (never used as results). Deviation = (ours − paper) / paper.")
-    lines.append("")
-    for name, figure in FIGURES.items():
-        rows = load_rows(out, name)
-        if not rows:
-            continue
-        scale = rows[0].get("scale", "?")
-        lines += [
-            f"## {figure.title}",
-            "",
-            f"Scale: `{scale}`; points: {len(rows)}; expected: {figure.expected}.",
-            "",
-        ]
-        lines += [
-            f"![{name}]({name}.png)",
-            "",
-            "| quantity | ours | paper | deviation | paper's source |",
-            "|---|---|---|---|---|",
-        ]
-        for c in figure.compare(rows):
-            dev = "n/a" if math.isnan(c["deviation"]) else f"{c['deviation']:+.0%}"
-            lines.append(
-                f"| {c['quantity']} | {c['ours']:.3g} | {c['paper']:g} | {dev} | {c['paper_source']} |"
-            )
-        lines += [
-            "",
-            f"Data: [`{name}.csv`]({name}.csv); full records (versions, device, command): "
-            f"[`{name}.json`]({name}.json).",
-            "",
-        ]
-        seconds = sum(r.get("seconds", 0.0) for r in rows)
-        lines += [f"Compute time of the points: {seconds:.0f} s.", ""]
-    path = out / "report.md"
-    _atomic_write(path, "\n".join(lines))
-    return path
+    if not isinstance(store, Store):
+        with Store(Path(store) / "results.db") as db:
+            return run_figure(figure, scale, db, points=points, quiet=quiet, **backend)
+    points = figure.points(scale) if points is None else points
+    run_points(store, figure.name, scale, f"figure:{figure.name}", points, figure.run, quiet=quiet, **backend)
+    return figure_rows(store, figure, scale, points)
 
 
 def run(
@@ -531,27 +441,29 @@ def run(
     out: Path = Path("results"),
     plot_only: bool = False,
     quiet: bool = False,
+    store: Path | None = None,
+    **backend: Any,
 ) -> Path:
-    """Reproduce ``target`` (a figure name or ``all``) at ``scale`` into ``out``; return the report path.
+    """Reproduce ``target`` (a figure name or ``all``) at ``scale``: points through the store (default
+    ``<out>/results.db``), figures and data into ``out``, then ``report.md``/``report.html``; returns the
+    path of ``report.md``.
 
     Raises:
         ConfigError: unknown target or scale, or no data to plot with ``plot_only``.
     """
-    names = list(FIGURES) if target == "all" else [target]
-    check(
-        all(n in FIGURES for n in names),
-        f"unknown figure {target!r}; expected 'all' or one of {', '.join(FIGURES)}",
-    )
+    names = list(FIGURES) if target == "all" else [_figure(target).name]
     check(scale in SCALES, f"unknown scale {scale!r}; expected one of {', '.join(SCALES)}")
-    for name in names:
-        figure = FIGURES[name]
-        if plot_only:
-            rows = load_rows(out, name)
-            check(bool(rows), f"--plot-only: no results for {name} in {out}; run without --plot-only first")
-        else:
-            rows = run_figure(figure, scale, out, quiet=quiet)
-        draw_figure(figure, rows, out)
-    return write_report(out)
+    with Store(store or Path(out) / "results.db") as db:
+        for name in names:
+            figure = FIGURES[name]
+            if plot_only:
+                rows = figure_rows(db, figure, scale)
+                check(bool(rows), f"--plot-only: no results for {name} at scale {scale} in {db.path}")
+            else:
+                rows = run_figure(figure, scale, db, quiet=quiet, **backend)
+            if rows:
+                draw_figure(figure, rows, Path(out))
+        return write_report(db, Path(out), FIGURES, prefer=scale, draw=False)[0]
 
 
 # ------------------------------------------------------------------------------ dynamics (issue 5, Figure 5)
@@ -580,7 +492,7 @@ def _draw_fig5(rows: list[Row], stem: Path) -> list[Path]:
     lines = ["step," + ",".join(row["curves"])]
     for i, step in enumerate(row["steps"]):
         lines.append(f"{step}," + ",".join(f"{v[i]:.6g}" for v in row["curves"].values()))
-    _atomic_write(stem.with_name(f"{stem.name}_curves.csv"), "\n".join(lines) + "\n")
+    atomic_write(stem.with_name(f"{stem.name}_curves.csv"), "\n".join(lines) + "\n")
     return plots.dynamics(row, stem)
 
 
@@ -672,3 +584,75 @@ FIGURES["plateau"] = Figure(
     _compare_plateau,
     "quick (lr 0.4): ≈ 3 min on 2 CPU cores; subject-transition slope in S ≈ 1, relation transition fixed",
 )
+
+
+def load_rows(out: Path, name: str) -> list[Row]:
+    """Rows of figure ``name`` last drawn into ``out`` (its ``<name>.json``; empty when none)."""
+    path = Path(out) / f"{name}.json"
+    return json.loads(path.read_text())["rows"] if path.exists() else []
+
+
+def figure_points(cfg: SweepConfig) -> list[Point]:
+    """The points of a figure config, checked against the figure's own points (unknown keys, types,
+    sizes); keys the figure sets to ``None`` and TOML cannot write are restored.
+
+    Raises:
+        ConfigError: unknown figure, or a point that does not fit the figure.
+    """
+    assert cfg.figure is not None
+    figure = _figure(cfg.figure)
+    examples = [*figure.points("quick"), *figure.points("paper")]
+    nulls = {k for ex in examples for k, v in ex.items() if v is None}
+    points = []
+    for i, p in enumerate(cfg.points):
+        check_like(p, examples, f"points[{i}] of figure {figure.name}")
+        points.append({**{k: None for k in nulls if k not in p}, **p})
+    check(bool(points), f"figure config for {figure.name} lists no points")
+    return points
+
+
+def run_config(cfg: SweepConfig, store: Store, **kwargs: Any) -> SweepSummary:
+    """``factrecall sweep`` of a figure config: its points through the store under the figure's name."""
+    from factrecall.sweeps import run_points
+
+    figure, points = _figure(str(cfg.figure)), figure_points(cfg)
+    return run_points(store, figure.name, cfg.scale, f"figure:{figure.name}", points, figure.run, **kwargs)
+
+
+CONFIGS_COMMAND = "factrecall reproduce all --write-configs configs"
+
+
+def config_name(name: str, scale: str) -> str:
+    """File name of a figure's config in ``configs/``."""
+    return f"{name}_{scale}.toml"
+
+
+def config_text(figure: Figure, scale: str) -> str:
+    """The TOML of ``figure`` at ``scale``: a header (figure, command, expected run time and result), then
+    the points exactly as :data:`FIGURES` defines them."""
+    path = f"configs/{config_name(figure.name, scale)}"
+    lines = [
+        f"# {figure.title}",
+        f"# Command: factrecall sweep {path} --store results.db --resume",
+        f"#      or: factrecall reproduce {figure.name} --scale {scale}   (runs, draws, writes the report)",
+        f"# Expected run time and result: {figure.expected}",
+        f"# Generated from factrecall.reproduce.FIGURES by `{CONFIGS_COMMAND}`; edit FIGURES, not this file.",
+        "",
+        f"figure = {toml_value(figure.name)}",
+        f"scale = {toml_value(scale)}",
+    ]
+    for point in figure.points(scale):
+        lines += ["", "[[points]]"]
+        lines += [f"{k} = {toml_value(v)}" for k, v in point.items() if v is not None]
+    return "\n".join(lines) + "\n"
+
+
+def write_configs(folder: Path) -> list[Path]:
+    """Write one config per figure and scale into ``folder`` (see :func:`config_text`)."""
+    paths = []
+    for figure in FIGURES.values():
+        for scale in SCALES:
+            path = Path(folder) / config_name(figure.name, scale)
+            atomic_write(path, config_text(figure, scale))
+            paths.append(path)
+    return paths
