@@ -17,6 +17,7 @@ LAYERS = {
     "memories": 2,
     "transformer": 2,
     "search": 1,
+    "scaling": 1.5,
     "stages": 1,
     "facts": 1,
     "constructions": 3,
@@ -35,6 +36,7 @@ LAYERS = {
     "cli": 8,
 }
 NO_JAX = {"bounds", "fits", "plots", "errors", "progress", "config", "store", "search", "stages", "facts"}
+NO_JAX |= {"scaling"}  # issue 7: the planner's scaling laws
 
 
 def _imports(path: Path) -> set[str]:
