@@ -2,10 +2,10 @@
 fact table, and search the smallest shape that does (the prediction itself is :mod:`factrecall.scaling`).
 
 Every training goes through :func:`factrecall.engine.train_many` (one program per shape, learning rates and
-seeds side by side). ``measure`` finds, per family and d, the largest synthetic table S = R = n, D = 8 a model
-stores at the criterion; ``grow`` trains a predicted shape on a table and, when it falls short, grows d by
-×1.15, ×1.15², … (bounded); ``smallest`` bisects d to the smallest stored size, against which a prediction
-is judged.
+seeds side by side). ``measure_point`` finds, per family and d, the largest synthetic table S = R = n,
+D = 8 a model stores at the criterion; ``grow`` trains a predicted shape on a table and, when it falls
+short, grows d by ×1.15, ×1.15², … (bounded); ``smallest`` bisects d to the smallest stored size, against
+which a prediction is judged.
 
 Paper: §4, Figure 4 (facts ∝ parameters); SPEC §8 (capacity planner).
 """
@@ -13,7 +13,6 @@ Paper: §4, Figure 4 (facts ∝ parameters); SPEC §8 (capacity planner).
 from __future__ import annotations
 
 import functools
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -26,7 +25,7 @@ import numpy as np
 from factrecall.base import Array, Int, Key, Params
 from factrecall.engine import Problem, Settings, cross_entropy, train_many
 from factrecall.facts import FactTable
-from factrecall.scaling import FAMILIES, Family
+from factrecall.scaling import Family
 from factrecall.search import Trial, search_largest
 from factrecall.task import RecallTask, every_fact, facts_random, recall_task, sample
 from factrecall.transformer import TransformerConfig, forward, frozen, param_counts, transformer
@@ -163,6 +162,7 @@ def measure_point(
         number of trainings the search took.
     """
     shape = family.shape(d)
+    start = time.perf_counter()
 
     def run_round(Ns: list[int], seeds: list[int]) -> list[Trial]:
         trials = []
@@ -184,6 +184,8 @@ def measure_point(
     counts = param_counts(config_for(shape, recall_task(2, 2, 2)))
     return {
         "family": family.name,
+        "att_ratio": family.att_ratio,
+        "mlp_ratio": family.mlp_ratio,
         "d": shape[0],
         "H": shape[1],
         "d_h": shape[2],
@@ -197,65 +199,8 @@ def measure_point(
         "bits": n_star**2 * math.log2(8),
         "capped": capped,
         "trainings": len(trials),
-    }
-
-
-def measure(
-    families: Sequence[Family],
-    ds: Sequence[int],
-    *,
-    seed: int = 0,
-    recipe: Recipe = DEFAULT_RECIPE,
-    criterion: float = 1.0,
-    on_point: Callable[[int, int, str], None] | None = None,
-) -> dict[str, Any]:
-    """Measure every family at every d and return the scaling data (rows + provenance), ready to save."""
-    from factrecall.provenance import run_info
-
-    start = time.perf_counter()
-    rows = []
-    points = [(f, d) for f in families for d in ds]
-    for i, (f, d) in enumerate(points):
-        if on_point is not None:
-            on_point(i, len(points), f"{f.name} d={d}")
-        rows.append(measure_point(f, d, seed=seed, recipe=recipe, criterion=criterion))
-    if on_point is not None:
-        on_point(len(points), len(points), "done")
-    return {
-        "what": "capacity of one-layer transformers (S = R = n, D = 8, random facts) per shape family, "
-        "measured by factrecall.planner.measure; regenerate with `factrecall reproduce planner-scaling`",
-        "criterion": criterion,
-        "recipe": recipe._asdict(),
-        "families": {f.name: f._asdict() for f in families},
-        "rows": rows,
         "seconds": time.perf_counter() - start,
-        "provenance": run_info(),
     }
-
-
-# ------------------------------------------------------------------------------------------------ the fit
-
-
-MEASURED_DS: tuple[int, ...] = (8, 12, 16, 24)
-
-
-def regenerate(
-    path: str, ds: Sequence[int] = MEASURED_DS, *, quiet: bool = True, command: str | None = None
-) -> dict[str, Any]:
-    """Re-measure every family of :data:`FAMILIES` at ``ds`` and write the scaling data to ``path``."""
-    from factrecall.progress import bar
-
-    with bar("planner scaling", quiet=quiet) as update:
-        data = measure(list(FAMILIES.values()), ds, on_point=update)
-    if command is not None:
-        data["provenance"]["command"] = command
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1)
-        f.write("\n")
-    return data
-
-
-# ------------------------------------------------------------------------------------------- prediction
 
 
 # ------------------------------------------------------------------------------------------ verification

@@ -1,15 +1,17 @@
 """Scaling laws of one-layer transformers fitted to this project's own measurements, and the predictions the
 capacity planner makes from them (NumPy only: the training lives in :mod:`factrecall.planner`).
 
-A **family** fixes how a transformer's shape grows with d: H heads of size d_h = round(ρ_att·d/H) and an MLP
-of width m = round(ρ_mlp·d), so its parameter count P(d) = 4·H·d_h·d + 2·m·d grows like d² and its
-attention/MLP split is fixed. For each family, :func:`factrecall.planner.measure` found the largest synthetic
-table S = R = n, D = 8 (random facts) that a trained model stores at the criterion, i.e. a capacity of
-b = n²·log2 8 bits, at a few d; the rows ship in ``factrecall/data/scaling.json`` with their provenance and
-``factrecall reproduce planner-scaling`` regenerates them. The fit b = c·P^β (least squares in log–log) is
-inverted for a table of B bits: P* = (B/c)^{1/β}; the smallest d of the family with P(d) ≥ P* is the
-prediction, and the log residuals of the fit (2σ/β, at least ×:data:`MIN_BAND`) give its band. The family
-with the fewest predicted parameters wins, which decides the attention-vs-MLP split.
+A **family** fixes how a transformer's shape grows with d: H heads of size d_h = round(ρ_att·d/H) and an
+MLP of width m = round(ρ_mlp·d), so its parameter count P(d) = 4·H·d_h·d + 2·m·d grows like d² and its
+attention/MLP split is fixed. For each family, :func:`factrecall.planner.measure_point` found the largest
+synthetic table S = R = n, D = 8 (random facts) that a trained model stores at the criterion, i.e. a
+capacity of b = n²·log2 8 bits, at a few d. The rows ship in ``factrecall/data/scaling.json`` with their
+provenance; ``factrecall reproduce planner-scaling`` regenerates them.
+
+The fit b = c·P^β (least squares in log–log) is inverted for a table of B bits: P* = (B/c)^{1/β}. The
+smallest d of the family with P(d) ≥ P* is the prediction, and the log residuals of the fit (2σ/β, at
+least ×:data:`MIN_BAND`) give its band. The family with the fewest predicted parameters wins, which
+decides the attention-vs-MLP split.
 
 Paper: §4 and Figure 4 left (facts ∝ parameters), §5 (bits); SPEC §8 (capacity planner).
 """
@@ -107,26 +109,28 @@ def load_scaling(path: str | None = None) -> dict[str, Any]:
     return data
 
 
-def fit(data: dict[str, Any]) -> dict[str, FamilyFit]:
-    """Fit bits = c·P^β per family over the rows with a nonzero capacity (at least 2 points each).
+def fit(rows: list[dict[str, Any]]) -> dict[str, FamilyFit]:
+    """Fit bits = c·P^β per family over measured rows with a nonzero capacity (at least 2 points each).
 
-    >>> rows = [{"family": "mlp-heavy", "params": p, "bits": 0.2 * p} for p in (100, 400, 1600)]
-    >>> f = fit({"rows": rows, "families": {"mlp-heavy": FAMILIES["mlp-heavy"]._asdict()}})["mlp-heavy"]
-    >>> round(f.beta, 6), round(f.c, 6)
-    (1.0, 0.2)
+    Each row names its family (``family``, ``H``, ``att_ratio``, ``mlp_ratio``), its ``params`` and ``bits``.
+
+    >>> spec = {"family": "mlp-heavy", "H": 2, "att_ratio": 0.5, "mlp_ratio": 2.0}
+    >>> f = fit([{**spec, "params": p, "bits": 0.2 * p} for p in (100, 400, 1600)])["mlp-heavy"]
+    >>> round(f.beta, 6), round(f.c, 6), f.family == FAMILIES["mlp-heavy"]
+    (1.0, 0.2, True)
     """
     fits = {}
-    for name, spec in data["families"].items():
-        rows = [r for r in data["rows"] if r["family"] == name and r["bits"] > 0]
-        if len(rows) < 2:
+    for name in dict.fromkeys(r["family"] for r in rows):
+        mine = [r for r in rows if r["family"] == name and r["bits"] > 0]
+        if len(mine) < 2:
             continue
-        P = np.array([r["params"] for r in rows], float)
-        b = np.array([r["bits"] for r in rows], float)
+        P = np.array([r["params"] for r in mine], float)
+        b = np.array([r["bits"] for r in mine], float)
         pf = power_law(P, b)
         resid = np.log(b) - np.log(pf.prefactor * P**pf.slope)
-        sigma = float(np.sqrt(np.sum(resid**2) / max(len(rows) - 2, 1)))
-        fam = Family(**spec)
-        fits[name] = FamilyFit(fam, pf.prefactor, pf.slope, sigma, len(rows), (int(P.min()), int(P.max())))
+        sigma = float(np.sqrt(np.sum(resid**2) / max(len(mine) - 2, 1)))
+        fam = Family(name, int(mine[0]["H"]), float(mine[0]["att_ratio"]), float(mine[0]["mlp_ratio"]))
+        fits[name] = FamilyFit(fam, pf.prefactor, pf.slope, sigma, len(mine), (int(P.min()), int(P.max())))
     check(bool(fits), "the scaling data has no family with ≥ 2 measured points; rerun the measurement")
     return fits
 
