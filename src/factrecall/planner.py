@@ -24,8 +24,9 @@ import numpy as np
 
 from factrecall.base import Array, Int, Key, Params
 from factrecall.engine import Problem, Settings, cross_entropy, train_many
+from factrecall.errors import TrainingError, check
 from factrecall.facts import FactTable
-from factrecall.scaling import Family
+from factrecall.scaling import Family, fit, load_scaling, predict
 from factrecall.search import Trial, search_largest
 from factrecall.task import RecallTask, every_fact, facts_random, recall_task, sample
 from factrecall.transformer import TransformerConfig, forward, frozen, param_counts, transformer
@@ -349,3 +350,94 @@ def evaluate_table(
         "missed": missed[:10],
         "n_missed": len(missed),
     }
+
+
+def plan(
+    table: FactTable,
+    *,
+    criterion: float = 1.0,
+    budget_params: int | None = None,
+    train: bool = False,
+    search_smallest: bool = False,
+    max_tries: int = 4,
+    recipe: Recipe = DEFAULT_RECIPE,
+    seed: int = 0,
+    scaling_path: str | None = None,
+    on_progress: Callable[[int, int, str], None] | None = None,
+) -> tuple[dict[str, Any], tuple[Params, TransformerConfig] | None]:
+    """Predict the smallest transformer for ``table``; optionally train it (growing it if short) and search
+    the smallest shape that stores it.
+
+    Returns:
+        (the JSON record, the trained (params, config) — ``None`` without ``train``).
+
+    Raises:
+        ConfigError: a criterion outside (0, 1], a budget below the prediction, unreadable scaling data.
+        TrainingError: with ``train``, no shape tried stored the table.
+    """
+    check(0.0 < criterion <= 1.0, f"--criterion must be in (0, 1], got {criterion}")
+    check(max_tries >= 1, f"--max-tries must be ≥ 1, got {max_tries}")
+    data = load_scaling(scaling_path)
+    fits = fit(data["rows"])
+    best, candidates = predict(table.bits, fits, budget_params)
+    first = data["rows"][0].get("run", {})
+    record: dict[str, Any] = {
+        "table": table.summary(),
+        "bits": table.bits,
+        "predicted": best.record(),
+        "candidates": [c.record() for c in candidates],
+        "fits": {
+            name: {
+                "c": f.c,
+                "beta": f.beta,
+                "sigma": f.sigma,
+                "points": f.n_points,
+                "params_range": f.params_range,
+            }
+            for name, f in fits.items()
+        },
+        "scaling_data": {"utc": first.get("utc"), "command": first.get("command"), "rows": len(data["rows"])},
+        "criterion": criterion,
+    }
+    if not (train or search_smallest):
+        return record, None
+    task, facts = table_task(table, T=recipe.T)
+    family = fits[best.family].family
+    model = None
+    if train:
+        attempts, params, cfg = grow(
+            task, facts, family, best.shape[0], recipe=recipe, criterion=criterion, max_tries=max_tries,
+            budget_params=budget_params, seed=seed, on_try=on_progress,
+        )  # fmt: skip
+        record["attempts"] = [a.record() for a in attempts]
+        if params is None or cfg is None or not attempts[-1].stored:
+            tried = (
+                ", ".join(f"d={a.shape[0]} ({a.accuracy:.4f})" for a in attempts) or "none within the budget"
+            )
+            raise TrainingError(
+                f"no shape stored the table at criterion {criterion}: tried {tried}; raise --max-tries or "
+                "--budget-params, or lower --criterion"
+            )
+        verified = evaluate_table(params, cfg, table, T=recipe.T, key=jax.random.key(seed + 10_000))
+        counts = param_counts(cfg)
+        record["verified"] = {
+            "shape": {"d": cfg.d, "H": cfg.H, "d_h": cfg.d_h, "m": cfg.m},
+            "params": counts.paper,
+            "attention_params": counts.attention,
+            "mlp_params": counts.mlp,
+            "bits_per_param": verified["bits_stored"] / counts.paper,
+            **verified,
+        }
+        model = (params, cfg)
+    if search_smallest:
+        d_star, attempts = smallest(
+            task, facts, family, best.shape[0], recipe=recipe, criterion=criterion, seed=seed,
+            on_round=on_progress,
+        )  # fmt: skip
+        record["smallest"] = {
+            "d": d_star,
+            "params": family.params(d_star) if d_star else None,
+            "predicted_over_smallest": best.params / family.params(d_star) if d_star else None,
+            "attempts": [a.record() for a in attempts],
+        }
+    return record, model

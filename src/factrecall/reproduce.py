@@ -148,6 +148,107 @@ FIGURES: dict[str, Figure] = {
 }
 
 
+# ------------------------------------------------------------------------- issue 7: planner and attribution
+
+PLANNER_DS = {"quick": (8, 12, 16, 24), "paper": (8, 12, 16, 24, 32, 48)}
+# attribution across the Figure 4-right grid; quick shrinks d, S = R and the grid to fit minutes on 2 cores
+TRADEOFF = {
+    "quick": {"d": 16, "d_h": 4, "S": 12, "D": 8, "H": (1, 2, 4, 8), "m": (1, 16, 64)},
+    "paper": {
+        "d": 32,
+        "d_h": 8,
+        "S": 32,
+        "D": 8,
+        "H": (1, 2, 4, 6, 8, 12, 16, 20, 24, 32),
+        "m": (1, 8, 16, 32, 48, 64, 96, 128),
+    },
+}
+
+
+def _planner_points(scale: str) -> list[Point]:
+    from factrecall.scaling import FAMILIES
+
+    return [{"family": f, "d": d} for f in FAMILIES for d in PLANNER_DS[scale]]
+
+
+def _run_planner(point: Point, update: Update) -> Row:
+    from factrecall.planner import measure_point
+    from factrecall.scaling import FAMILIES
+
+    return measure_point(FAMILIES[point["family"]], point["d"], on_round=update)
+
+
+def _compare_planner(rows: list[Row]) -> list[Row]:
+    stored = [r for r in rows if r["facts"] > 0]
+    ratio = (
+        fits.guide_constant([r["facts"] for r in stored], [r["params"] for r in stored]) if stored else 0.0
+    )
+    return [_cmp("facts / param (criterion 1.0, all families)", ratio, "transformer_facts_per_param")]
+
+
+def _tradeoff_points(scale: str) -> list[Point]:
+    g = TRADEOFF[scale]
+    return [{"H": H, "m": m, "d": g["d"], "scale": scale} for H in g["H"] for m in g["m"]]
+
+
+def _run_tradeoff(point: Point, update: Update) -> Row:
+    import time as _time
+
+    import jax
+
+    from factrecall.attribution import attribute
+    from factrecall.planner import Recipe, config_for, train_seeds
+    from factrecall.task import facts_random, recall_task
+
+    scale = point["scale"]
+    g = TRADEOFF[scale]
+    recipe = Recipe() if scale == "quick" else Recipe(n_steps=16384, batch=1024, eval_every=128)
+    task = recall_task(g["S"], g["S"], g["D"], T=recipe.T)
+    facts = facts_random(task, key=jax.random.key(7))
+    shape = (g["d"], point["H"], g["d_h"], point["m"])
+    start = _time.perf_counter()
+    update(0, 1, f"H={point['H']}, m={point['m']}: training")
+    run = train_seeds(config_for(shape, task), task, facts[None], (0,), recipe, criterion=1.0)[0]
+    summary = attribute(
+        run["params"], config_for(shape, task), task, facts, 8, key=jax.random.key(8)
+    ).summary()
+    update(1, 1, "done")
+    return {
+        "d": g["d"],
+        "d_h": g["d_h"],
+        "H": point["H"],
+        "m": point["m"],
+        "attention_params": 4 * point["H"] * g["d_h"] * g["d"],
+        "mlp_params": 2 * point["m"] * g["d"],
+        "facts_total": task.n_facts,
+        "train_accuracy": run["accuracy"],
+        "lr": run["lr"],
+        "steps": run["steps"],
+        **{k: v for k, v in summary.items() if k != "facts"},
+        "seconds": _time.perf_counter() - start,
+    }
+
+
+FIGURES["planner-scaling"] = Figure(
+    "planner-scaling",
+    "Planner data (beyond the paper): capacity in bits of one-layer transformers per shape family",
+    _planner_points,
+    _run_planner,
+    plots.planner_scaling,
+    _compare_planner,
+    "quick: ≈ 15 min on 2 CPU cores; rows feed src/factrecall/data/scaling.json (copy the JSON there)",
+)
+FIGURES["attribution-tradeoff"] = Figure(
+    "attribution-tradeoff",
+    "Where the facts live (beyond the paper): share of stored facts in attention vs MLP over (H, m)",
+    _tradeoff_points,
+    _run_tradeoff,
+    plots.attribution_grid,
+    lambda rows: [],
+    "quick: ≈ 6 min on 2 CPU cores; MLP share high at H = 1, large m; attention share ≈ 1 at m = 1",
+)
+
+
 # ------------------------------------------------------------------------------------------------ output
 
 
