@@ -133,3 +133,26 @@ def test_sampling_compiles_inside_jit():
 def test_bad_task_sizes(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         task.recall_task(**kwargs)
+
+
+@given(st.integers(1, 40), st.integers(1, 6), st.integers(1, 9))
+def test_structured_facts_are_balanced_within_each_block(S, R, D):
+    t = task.recall_task(S, R, D)
+    a = np.asarray(task.facts_structured(t))
+    assert np.all(a // D == np.arange(R)[None, :])  # in the relation's block
+    counts = np.bincount(a[:, 0], minlength=D)[:D]
+    hit = counts[counts > 0]
+    assert counts.sum() == S and hit.max() - hit.min() <= 1 and len(hit) == min(S, D)
+    assert np.all(np.diff(a[:, 0]) >= 0)  # floor(s·D/S) is non-decreasing in s
+
+
+@settings(max_examples=8)
+@given(st.integers(1, 6), st.integers(1, 5), st.integers(1, 3), st.integers(0, 2**30))
+def test_every_fact_labels_match_the_dictionary(S, R, n_contexts, seed):
+    t = task.recall_task(S, R, 3, T=7)
+    facts = task.facts_random(t, key=jax.random.key(seed))
+    b = task.every_fact(t, facts, n_contexts, key=jax.random.key(seed + 1))
+    tok = np.asarray(b.tokens)
+    assert tok.shape == (n_contexts * S * R, 7) and np.all(tok[:, -1] == t.eos_id)
+    s = tok[np.arange(len(tok)), np.argmax(tok < S, axis=1)]
+    np.testing.assert_array_equal(np.asarray(b.labels), np.asarray(facts)[s, np.asarray(b.relations)])

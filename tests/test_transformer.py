@@ -88,3 +88,18 @@ def test_frozen_embeddings_get_no_gradient(key):
 def test_bad_configs(cfg, match):
     with pytest.raises(ConfigError, match=match):
         transformer(cfg)
+
+
+def test_init_is_prefix_stable_and_padding_is_zero(key):
+    from factrecall.transformer import init, init_padded
+
+    big = CFG._replace(H=5, m=9)
+    padded = init_padded(big, CFG.H, CFG.m, key=key)
+    small = init(CFG, key=key)
+    d_h = CFG.d_h
+    for name, cut in {"Q": np.s_[:3], "V": np.s_[:3], "O": np.s_[: 3 * d_h], "W1": np.s_[:, :5]}.items():
+        np.testing.assert_array_equal(padded[name][cut], small[name])
+    np.testing.assert_array_equal(padded["W2"][:5], small["W2"])
+    assert float(jnp.abs(padded["K"][3:]).max()) == 0 and float(jnp.abs(padded["W1"][:, 5:]).max()) == 0
+    tokens = jnp.array([3, 1, 4, 1, 5])
+    np.testing.assert_allclose(forward(padded, tokens), forward(small, tokens), rtol=1e-5, atol=1e-6)

@@ -96,19 +96,62 @@ def param_counts(cfg: TransformerConfig) -> ParamCounts:
 
 
 def init(cfg: TransformerConfig, *, key: Key) -> Params:
-    """Random parameters: embeddings N(0, 1/d); Q, K, V ~ N(0, 1/d_h); O ~ N(0, 1/d); W1, W2 LeCun; b1 = 0."""
-    k = [jax.random.fold_in(key, i) for i in range(7)]
+    """Random parameters: embeddings N(0, 1/d); Q, K, V ~ N(0, 1/d_h); O ~ N(0, 1/d); W1, W2 LeCun; b1 = 0.
+
+    Prefix-stable: the first heads and hidden units do not depend on ``cfg.H`` or ``cfg.m`` (see
+    :func:`init_padded`), so a padded model starts from exactly the weights of the unpadded one.
+    """
+    return init_padded(cfg, cfg.H, cfg.m, key=key)
+
+
+def init_padded(cfg: TransformerConfig, H: int | Array, m: int | Array, *, key: Key) -> Params:
+    """Parameters of the model with H heads and width m, zero-padded to ``cfg.H`` heads and ``cfg.m`` units.
+
+    Heads ``≥ H`` and units ``≥ m`` are exactly zero; with zero Q, K, V, O rows and W1, W2 columns/rows they
+    contribute nothing and receive zero gradient, so training the padded model trains the small one (use
+    :func:`masked` in the loss to make this hold under any optimizer). ``H`` and ``m`` may be traced, so
+    one vmapped program can initialise a grid of shapes. Every weight is drawn with its padded axis
+    leading (row-major, partitionable Threefry), so the first heads/units are prefix-stable.
+
+    >>> cfg = TransformerConfig(d=8, H=4, d_h=2, m=6, vocab=5, n_out=3)
+    >>> small = cfg._replace(H=2, m=3)
+    >>> p, q = init_padded(cfg, 2, 3, key=jax.random.key(0)), init(small, key=jax.random.key(0))
+    >>> bool(jnp.all(p["W1"][:, :3] == q["W1"])), float(jnp.abs(p["Q"][2:]).max())
+    (True, 0.0)
+    """
+    k = [jax.random.fold_in(key, i) for i in range(8)]
+    heads = (jnp.arange(cfg.H) < H).astype(jnp.float32)
+    units = (jnp.arange(cfg.m) < m).astype(jnp.float32)
     qkv = lambda kk: jax.random.normal(kk, (cfg.H, cfg.d, cfg.d_h)) / math.sqrt(cfg.d_h)  # noqa: E731
-    return {
+    params = {
         "wte": gaussian(cfg.vocab, cfg.d, key=k[0]),
         "unembed": gaussian(cfg.n_out, cfg.d, key=k[1]),
         "Q": qkv(k[2]),
         "K": qkv(k[3]),
         "V": qkv(k[4]),
         "O": jax.random.normal(k[5], (cfg.H * cfg.d_h, cfg.d)) / math.sqrt(cfg.d),
-        "W1": jax.random.normal(k[6], (cfg.d, cfg.m)) / math.sqrt(cfg.d),
+        "W1": jax.random.normal(k[6], (cfg.m, cfg.d)).T / math.sqrt(cfg.d),
         "b1": jnp.zeros((cfg.m,)),
-        "W2": jax.random.normal(jax.random.fold_in(key, 7), (cfg.m, cfg.d)) / math.sqrt(max(cfg.m, 1)),
+        "W2": jax.random.normal(k[7], (cfg.m, cfg.d)) / jnp.sqrt(jnp.maximum(m, 1).astype(jnp.float32)),
+    }
+    return masked(params, heads, units)
+
+
+def masked(params: Params, heads: Float[Array, " H"], units: Float[Array, " m"]) -> Params:
+    """``params`` with heads where ``heads == 0`` and hidden units where ``units == 0`` set to zero.
+
+    Used in the loss of padded models: masked weights contribute exactly zero and get zero gradient.
+    """
+    d_h = params["Q"].shape[-1]
+    return {
+        **params,
+        "Q": params["Q"] * heads[:, None, None],
+        "K": params["K"] * heads[:, None, None],
+        "V": params["V"] * heads[:, None, None],
+        "O": params["O"] * jnp.repeat(heads, d_h)[:, None],
+        "W1": params["W1"] * units[None, :],
+        "b1": params["b1"] * units,
+        "W2": params["W2"] * units[:, None],
     }
 
 

@@ -1,0 +1,74 @@
+"""The transformer commands: train (with --save), eval, capacity; JSON keys and input errors."""
+
+import json
+
+import pytest
+
+from factrecall import cli
+
+TINY = [
+    "--d",
+    "16",
+    "--heads",
+    "2",
+    "--head-dim",
+    "4",
+    "--width",
+    "16",
+    "--subjects",
+    "4",
+    "--relations",
+    "4",
+]
+TINY += ["--answers-per-relation", "2", "--seq-len", "6", "--batch", "128", "--steps", "1024"]
+TRAIN_KEYS = {
+    "params",
+    "attention_params",
+    "mlp_params",
+    "facts",
+    "fact_accuracy",
+    "sampled_accuracy",
+    "steps",
+    "seconds",
+    "bits_per_param",
+}
+
+
+def run_cli(capsys, *argv):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return exc.value.code, out, err
+
+
+def test_train_save_and_eval(capsys, tmp_path):
+    path = tmp_path / "model.npz"
+    code, out, err = run_cli(capsys, "train", "transformer", *TINY, "--save", str(path), "--json")
+    assert code == 0, err
+    record = json.loads(out)
+    assert TRAIN_KEYS <= set(record)
+    assert record["facts"] == 16 and record["params"] == 4 * 2 * 4 * 16 + 2 * 16 * 16
+    assert record["fact_accuracy"] >= 0.99 and record["steps"] <= 1024 and path.is_file()
+    code, out, err = run_cli(capsys, "eval", str(path), "--json")
+    assert code == 0, err
+    again = json.loads(out)
+    assert again["fact_accuracy"] >= 0.98 and again["params"] == record["params"]
+    assert again["steps"] == record["steps"]  # training info travels with the weights
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["train", "transformer", "--heads", "0"], "H must be ≥ 1"),
+        (["train", "transformer", "--subjects", "0"], "subjects S must be ≥ 1"),
+        (["train", "transformer", "--attention", "cubic"], "attention must be one of"),
+        (["train", "transformer", "--batch", "0"], "batch must be ≥ 1"),
+        (["train", "transformer", "--lr", "-1"], "learning rates must be > 0"),
+        (["train", "transformer", "--save", "/no/such/dir/m.npz"], "does not exist"),
+        (["eval", "/no/such/model.npz"], "does not exist"),
+    ],
+)
+def test_bad_input_exits_2(capsys, argv, match):
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err.startswith("error: ") and match in err
