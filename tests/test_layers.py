@@ -28,6 +28,7 @@ LAYERS = {
     "constructed": 4.5,
     "planner": 4.5,
     "attribution": 4.5,
+    "queries": 4.5,
     "config": 5,
     "store": 5,
     "sweeps": 5.5,

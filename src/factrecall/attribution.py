@@ -23,6 +23,7 @@ Paper: §4.2–4.3 (facts in attention values vs in the MLP), Figure 4 right (th
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -73,6 +74,20 @@ class Attribution(NamedTuple):
             "stored_split": split,
             "share_attention": (split["attention"] + split["both"]) / n_stored if n_stored else 0.0,
             "share_mlp": (split["mlp"] + split["both"]) / n_stored if n_stored else 0.0,
+        }
+
+    def facts_by_path(self, name: Callable[[int, int], str]) -> dict[str, list[str]]:
+        """Names (``name(s, r)``) of the facts in each class: attention, mlp, both, joint, not_stored."""
+        full, att, mlp = (np.asarray(x) for x in (self.full, self.mlp_ablated, self.direct_ablated))
+        classes = {
+            "attention": full & att & ~mlp,
+            "mlp": full & mlp & ~att,
+            "both": full & att & mlp,
+            "joint": full & ~att & ~mlp,
+            "not_stored": ~full,
+        }
+        return {
+            k: [name(int(s), int(r)) for s, r in zip(*np.nonzero(v), strict=True)] for k, v in classes.items()
         }
 
 

@@ -31,7 +31,7 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from factrecall.errors import ConfigError, check
 
@@ -240,43 +240,45 @@ def _field(value: object, name: str, source: str, line: int) -> str:
     return text
 
 
-def parse_csv(text: str, source: str = "<csv>") -> list[Row]:
-    """Rows of a CSV text with a header naming ``subject``, ``relation``, ``answer`` (any order, other
-    columns ignored, blank lines skipped).
+def parse_csv(text: str, source: str = "<csv>", fields: tuple[str, ...] = FIELDS) -> list[Row]:
+    """Rows of a CSV text with a header naming ``fields`` (default ``subject``, ``relation``, ``answer``; any
+    order, other columns ignored, blank lines skipped). A field left out of ``fields`` reads as ``""``.
 
     >>> parse_csv("subject,relation,answer\\nFrance,capital_of,Paris\\n")
     [Row(subject='France', relation='capital_of', answer='Paris', line=2)]
     """
+    wanted = fields
     reader = csv.reader(io.StringIO(text, newline=""))
     header: list[str] | None = None
     rows = []
     try:
-        for fields in reader:
+        for cells in reader:
             line = reader.line_num
-            if not any(f.strip() for f in fields):
+            if not any(c.strip() for c in cells):
                 continue
             if header is None:
-                header = [f.strip().lower() for f in fields]
-                missing = [f for f in FIELDS if f not in header]
+                header = [c.strip().lower() for c in cells]
+                missing = [f for f in wanted if f not in header]
                 check(
                     not missing,
-                    f"{source}:{line}: the header {fields} lacks column(s) {missing}; expected a header "
-                    f"naming {', '.join(FIELDS)}",
+                    f"{source}:{line}: the header {cells} lacks column(s) {missing}; expected a header "
+                    f"naming {', '.join(wanted)}",
                 )
                 continue
             check(
-                len(fields) == len(header),
-                f"{source}:{line}: {len(fields)} fields, expected {len(header)} ({', '.join(header)})",
+                len(cells) == len(header),
+                f"{source}:{line}: {len(cells)} fields, expected {len(header)} ({', '.join(header)})",
             )
-            values = [_field(fields[header.index(f)], f, source, line) for f in FIELDS]
+            values = [_field(cells[header.index(f)], f, source, line) if f in wanted else "" for f in FIELDS]
             rows.append(Row(*values, line))
     except csv.Error as exc:
         raise ConfigError(f"{source}:{reader.line_num}: not valid CSV ({exc})") from None
     return rows
 
 
-def parse_jsonl(text: str, source: str = "<jsonl>") -> list[Row]:
-    """Rows of a JSON-lines text: one object per line with keys ``subject``, ``relation``, ``answer``.
+def parse_jsonl(text: str, source: str = "<jsonl>", fields: tuple[str, ...] = FIELDS) -> list[Row]:
+    """Rows of a JSON-lines text: one object per line with keys ``fields`` (default ``subject``,
+    ``relation``, ``answer``). A field left out of ``fields`` reads as ``""``.
 
     >>> parse_jsonl('{"subject": "Peru", "relation": "capital_of", "answer": "Lima"}')
     [Row(subject='Peru', relation='capital_of', answer='Lima', line=1)]
@@ -291,17 +293,17 @@ def parse_jsonl(text: str, source: str = "<jsonl>") -> list[Row]:
             raise ConfigError(f"{source}:{line}: not valid JSON ({exc.msg} at column {exc.colno})") from None
         check(
             isinstance(obj, dict),
-            f"{source}:{line}: expected a JSON object with keys {', '.join(FIELDS)}, "
+            f"{source}:{line}: expected a JSON object with keys {', '.join(fields)}, "
             f"got {type(obj).__name__}",
         )
-        missing = [f for f in FIELDS if f not in obj]
-        check(not missing, f"{source}:{line}: missing key(s) {missing}; every row needs {', '.join(FIELDS)}")
-        rows.append(Row(*(_field(obj[f], f, source, line) for f in FIELDS), line))
+        missing = [f for f in fields if f not in obj]
+        check(not missing, f"{source}:{line}: missing key(s) {missing}; every row needs {', '.join(fields)}")
+        rows.append(Row(*(_field(obj[f], f, source, line) if f in fields else "" for f in FIELDS), line))
     return rows
 
 
-def load_table(path: str | Path) -> FactTable:
-    """Read and validate a fact table from a ``.csv`` or ``.jsonl`` file.
+def read_rows(path: str | Path, fields: tuple[str, ...] = FIELDS) -> list[Row]:
+    """The rows of a ``.csv`` or ``.jsonl`` file holding ``fields`` (queries need only subject and relation).
 
     Raises:
         ConfigError: a missing file, an unknown extension, or invalid content (file and line named).
@@ -315,5 +317,48 @@ def load_table(path: str | Path) -> FactTable:
     )
     text = _decode(path.read_bytes(), str(path))
     check(bool(text.strip()), f"{path}: the file is empty; expected rows of {', '.join(FIELDS)}")
-    rows = parse_csv(text, str(path)) if kind == "csv" else parse_jsonl(text, str(path))
-    return build(rows, str(path))
+    return parse_csv(text, str(path), fields) if kind == "csv" else parse_jsonl(text, str(path), fields)
+
+
+def load_table(path: str | Path) -> FactTable:
+    """Read and validate a fact table from a ``.csv`` or ``.jsonl`` file.
+
+    Raises:
+        ConfigError: a missing file, an unknown extension, or invalid content (file and line named).
+    """
+    return build(read_rows(path), str(path))
+
+
+def names_record(table: FactTable) -> dict[str, Any]:
+    """The names of ``table`` as JSON (saved with a model so that queries speak names)."""
+    return {
+        "source": table.source,
+        "subjects": list(table.subjects),
+        "relations": list(table.relations),
+        "answers": [list(a) for a in table.answers],
+        "shared_answers": list(table.shared_answers),
+    }
+
+
+def from_names(record: dict[str, Any], facts: Sequence[Sequence[int]]) -> FactTable:
+    """The :class:`FactTable` of a :func:`names_record` and its S×R answer ids (as saved with a model).
+
+    Raises:
+        ConfigError: the names do not match the ids' shape.
+    """
+    try:
+        table = FactTable(
+            subjects=tuple(record["subjects"]),
+            relations=tuple(record["relations"]),
+            answers=tuple(tuple(a) for a in record["answers"]),
+            facts=tuple(tuple(int(a) for a in row) for row in facts),
+            source=str(record.get("source", "<model>")),
+            shared_answers=tuple(record.get("shared_answers", ())),
+        )
+    except (KeyError, TypeError) as exc:
+        raise ConfigError(f"the saved fact names are malformed ({exc!r})") from None
+    check(
+        len(table.facts) == table.S and all(len(r) == table.R for r in table.facts),
+        f"the saved names ({table.S} subjects × {table.R} relations) do not match the saved facts",
+    )
+    return table
