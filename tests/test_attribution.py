@@ -69,9 +69,9 @@ def test_a_silent_head_changes_nothing(attention_model):
 
 
 def test_one_narrow_head_and_a_wide_mlp_store_facts_in_the_mlp():
-    params, cfg, facts = _trained((16, 1, 2, 64))
+    params, cfg, facts = _trained((16, 1, 4, 64))
     s = attribute(params, cfg, TASK, facts, key=jax.random.key(5)).summary()
     assert s["fraction_stored"] == 1.0
-    # a rank-2 attention output cannot name 24 answers by itself: the MLP holds them
+    # one head of size 4 cannot name 24 answers by itself: the MLP holds them
     assert s["share_mlp"] > s["share_attention"]
     assert s["surviving_mlp_ablation"] < 0.5

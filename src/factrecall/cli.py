@@ -301,7 +301,7 @@ def _plan_text(record: dict[str, Any]) -> None:
         f"predicted: d={s['d']}, H={s['H']}, d_h={s['d_h']}, m={s['m']} ({p['family']}): "
         f"{p['params']} params = {p['attention_params']} attention + {p['mlp_params']} MLP; "
         f"band {p['band_params'][0]}–{p['band_params'][1]} params (d {p['band_d'][0]}–{p['band_d'][1]})"
-        + (" [extrapolated beyond the measured sizes]" if p["extrapolated"] else "")
+        + (" (extrapolated beyond the measured sizes)" if p["extrapolated"] else "")
     )
     if "verified" in record:
         v = record["verified"]
@@ -363,7 +363,8 @@ def plan_cmd(
     from factrecall.queries import as_trained
 
     check(save is None or train, "--save needs --train (there is no model to save otherwise)")
-    check(save is None or save.parent.is_dir(), f"--save: folder {str(save.parent)!r} does not exist")
+    if save is not None:
+        check(save.parent.is_dir(), f"--save: folder {str(save.parent)!r} does not exist")
     table = load_table(facts_file)
     with bar(f"plan {facts_file.name}", quiet=quiet or not (train or search_smallest)) as update:
         record, model = plan(

@@ -150,7 +150,7 @@ FIGURES: dict[str, Figure] = {
 
 # ------------------------------------------------------------------------- issue 7: planner and attribution
 
-PLANNER_DS = {"quick": (8, 12, 16, 24), "paper": (8, 12, 16, 24, 32, 48)}
+PLANNER_DS = {"quick": (8, 12, 16, 24, 32, 48), "paper": (8, 12, 16, 24, 32, 48, 64, 96)}
 # attribution across the Figure 4-right grid; quick shrinks d, S = R and the grid to fit minutes on 2 cores
 TRADEOFF = {
     "quick": {"d": 16, "d_h": 4, "S": 12, "D": 8, "H": (1, 2, 4, 8), "m": (1, 16, 64)},
