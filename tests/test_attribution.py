@@ -75,3 +75,23 @@ def test_one_narrow_head_and_a_wide_mlp_store_facts_in_the_mlp():
     # one head of size 4 cannot name 24 answers by itself: the MLP holds them
     assert s["share_mlp"] > s["share_attention"]
     assert s["surviving_mlp_ablation"] < 0.5
+
+
+def test_tradeoff_grid_figure_is_drawn(tmp_path):
+    from factrecall import plots
+
+    rows = [
+        {
+            "H": H,
+            "m": m,
+            "d": 16,
+            "d_h": 4,
+            "fraction_stored": 1.0,
+            "share_attention": H / 8,
+            "share_mlp": m / 64,
+        }
+        for H in (1, 2, 8)
+        for m in (1, 64)
+    ]
+    paths = plots.attribution_grid(rows, tmp_path / "grid")
+    assert [p.suffix for p in paths] == [".png", ".pdf"] and all(p.stat().st_size > 1000 for p in paths)

@@ -136,3 +136,13 @@ def test_grow_trains_a_small_table_and_it_answers_every_fact():
         "continent_of": 1.0,
     }
     assert report["bits_stored"] == pytest.approx(table.bits) and report["missed"] == []
+
+
+def test_scaling_figure_is_drawn(tmp_path):
+    from factrecall import plots
+
+    rows = _rows(0.3, 0.9) + _rows(0.5, 0.8, family="balanced")
+    for r in rows:
+        r["facts"] = r["bits"] / 3
+    paths = plots.planner_scaling(rows, tmp_path / "scaling")
+    assert [p.suffix for p in paths] == [".png", ".pdf"] and all(p.stat().st_size > 1000 for p in paths)
