@@ -146,3 +146,19 @@ def test_scaling_figure_is_drawn(tmp_path):
         r["facts"] = r["bits"] / 3
     paths = plots.planner_scaling(rows, tmp_path / "scaling")
     assert [p.suffix for p in paths] == [".png", ".pdf"] and all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_plan_record_predicts_and_compares_with_the_smallest(monkeypatch):
+    table = build([Row(f"s{i}", "r", f"a{i % 3}", i) for i in range(9)])
+    attempt, _ = _fake_attempt(9)
+    monkeypatch.setattr(planner, "_attempt", attempt)
+    record, model = planner.plan(table, search_smallest=True)
+    assert model is None and record["bits"] == pytest.approx(9 * math.log2(3))
+    p, sm = record["predicted"], record["smallest"]
+    assert sm["d"] == sm["d_search"] == 9
+    fam = FAMILIES[p["family"]]
+    assert sm["params"] == fam.params(9) and sm["predicted_over_smallest"] == pytest.approx(
+        p["params"] / fam.params(9)
+    )
+    with pytest.raises(ConfigError, match="criterion must be in"):
+        planner.plan(table, criterion=1.5)

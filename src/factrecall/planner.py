@@ -435,12 +435,17 @@ def plan(
         }
         model = (params, cfg)
     if search_smallest:
-        d_star, attempts = smallest(
+        d_search, attempts = smallest(
             task, facts, family, best.shape[0], recipe=recipe, criterion=criterion, seed=seed,
             on_round=on_progress,
         )  # fmt: skip
+        # the grow attempts are trainings of the same family and recipe: a stored one counts too
+        stored = [a["shape"]["d"] for a in record.get("attempts", []) if a["stored"]]
+        stored += [d_search] if d_search else []
+        d_star = min(stored) if stored else None
         record["smallest"] = {
             "d": d_star,
+            "d_search": d_search,
             "params": family.params(d_star) if d_star else None,
             "predicted_over_smallest": best.params / family.params(d_star) if d_star else None,
             "attempts": [a.record() for a in attempts],
