@@ -36,8 +36,6 @@ from factrecall.recall import logits_of
 from factrecall.task import RecallTask, every_fact
 from factrecall.transformer import TransformerConfig
 
-PATHS = ("full", "mlp_ablated", "direct_ablated")
-
 
 class Attribution(NamedTuple):
     """Per-fact survival (S×R booleans: answered in every context) of a model and its ablations.
