@@ -222,6 +222,7 @@ class Attempt(NamedTuple):
     lr: float
     steps: int
     seconds: float
+    diverged: int = 0  # learning rates whose run turned non-finite (never a result)
 
     def record(self) -> dict[str, Any]:
         d, H, d_h, m = self.shape
@@ -241,7 +242,14 @@ def _attempt(
     start = time.perf_counter()
     r = train_seeds(cfg, task, facts[None], (seed,), recipe, criterion)[0]
     attempt = Attempt(
-        shape, family.params(d), r["stored"], r["accuracy"], r["lr"], r["steps"], time.perf_counter() - start
+        shape,
+        family.params(d),
+        r["stored"],
+        r["accuracy"],
+        r["lr"],
+        r["steps"],
+        time.perf_counter() - start,
+        r["diverged"],
     )
     return attempt, r["params"], cfg
 
