@@ -162,3 +162,17 @@ def test_plan_record_predicts_and_compares_with_the_smallest(monkeypatch):
     )
     with pytest.raises(ConfigError, match="criterion must be in"):
         planner.plan(table, criterion=1.5)
+
+
+def test_reproduce_targets_cover_both_families_and_compare_with_the_paper():
+    from factrecall import reproduce
+
+    points = reproduce.FIGURES["planner-scaling"].points("quick")
+    assert {p["family"] for p in points} == set(FAMILIES) and len(points) == 2 * len(
+        reproduce.PLANNER_DS["quick"]
+    )
+    rows = scaling.load_scaling()["rows"]
+    (cmp,) = reproduce.FIGURES["planner-scaling"].compare(rows)
+    assert cmp["paper"] == 0.15 and 0 < cmp["ours"] < 1
+    grid = reproduce.FIGURES["attribution-tradeoff"].points("quick")
+    assert {(p["H"], p["m"]) for p in grid} == {(H, m) for H in (1, 2, 4, 8) for m in (1, 16, 64)}
