@@ -17,6 +17,7 @@ LAYERS = {
     "memories": 2,
     "transformer": 2,
     "search": 1,
+    "scaling": 1.5,
     "stages": 1,
     "facts": 1,
     "constructions": 3,
@@ -28,6 +29,7 @@ LAYERS = {
     "constructed": 4.5,
     "planner": 4.5,
     "attribution": 4.5,
+    "queries": 4.5,
     "config": 5,
     "store": 5,
     "sweeps": 5.5,
@@ -37,6 +39,7 @@ LAYERS = {
     "cli": 8,
 }
 NO_JAX = {"bounds", "fits", "plots", "errors", "progress", "config", "store", "search", "stages", "facts"}
+NO_JAX |= {"scaling"}  # issue 7: the planner's scaling laws
 
 
 def _imports(path: Path) -> set[str]:

@@ -315,3 +315,60 @@ def plateau(rows: Sequence[Row], stem: Path) -> list[Path]:
         axes[1].grid(True, alpha=0.3)
         axes[1].legend(fontsize=7)
     return save(fig, stem)
+
+
+# ------------------------------------------------------------------------- issue 7: planner and attribution
+
+
+def planner_scaling(rows: Sequence[Row], stem: Path) -> list[Path]:
+    """Capacity in bits vs parameters per shape family (the planner's data), with the fitted power laws."""
+    from factrecall.scaling import fit
+
+    fig, ax = plt.subplots(figsize=(5.5, 4), layout="constrained")
+    fitted = fit([dict(r) for r in rows])
+    for i, name in enumerate(dict.fromkeys(r["family"] for r in rows)):
+        sub = [r for r in rows if r["family"] == name and r["bits"] > 0]
+        P = np.asarray([r["params"] for r in sub], float)
+        color = COLORS[i % len(COLORS)]
+        ax.plot(P, [r["bits"] for r in sub], "o", color=color, label=f"{name} (measured)")
+        if name in fitted:
+            f = fitted[name]
+            grid = np.geomspace(P.min(), P.max(), 50)
+            ax.plot(grid, f.c * grid**f.beta, "-", color=color, lw=1, label=f"fit: {f.c:.2g}·P^{f.beta:.2f}")
+    allP = np.asarray([r["params"] for r in rows], float)
+    grid = np.geomspace(allP.min(), allP.max(), 50)
+    guide = bounds.PAPER["transformer_facts_per_param"].value * 3.0  # facts/param × log2 8 bits per fact
+    ax.plot(grid, guide * grid, "k--", lw=1, label=f"paper's guide {guide:.2f} bits/param (Fig. 4, D = 8)")
+    _loglog(ax, "parameters 4·H·d_h·d + 2·m·d", "bits stored (n²·log2 8)", "Planner data: capacity by family")
+    return save(fig, stem)
+
+
+def attribution_grid(rows: Sequence[Row], stem: Path) -> list[Path]:
+    """Where the facts live across the (H, m) grid: fraction stored, share of stored facts in attention, in
+    the MLP (heatmaps; axes also give attention params d·d_h·H and MLP params d·m)."""
+    Hs = sorted({r["H"] for r in rows})
+    ms = sorted({r["m"] for r in rows})
+    panels = (
+        ("fraction_stored", "facts stored (full model)"),
+        ("share_attention", "share stored in attention values"),
+        ("share_mlp", "share stored in the MLP"),
+    )
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4), layout="constrained")
+    for ax, (keyname, title) in zip(axes, panels, strict=True):
+        grid = np.full((len(Hs), len(ms)), np.nan)
+        for r in rows:
+            grid[Hs.index(r["H"]), ms.index(r["m"])] = r[keyname]
+        im = ax.imshow(grid, origin="lower", vmin=0, vmax=1, cmap="viridis", aspect="auto")
+        for i in range(len(Hs)):
+            for j in range(len(ms)):
+                if not np.isnan(grid[i, j]):
+                    color = "white" if grid[i, j] < 0.5 else "black"
+                    ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=7, color=color)
+        d, d_h = rows[0]["d"], rows[0]["d_h"]
+        ax.set_xticks(range(len(ms)), [f"{m}\n{d * m}" for m in ms], fontsize=7)
+        ax.set_yticks(range(len(Hs)), [f"{H} ({d * d_h * H})" for H in Hs], fontsize=7)
+        ax.set_xlabel("MLP width m  (MLP params d·m)")
+        ax.set_ylabel("heads H  (attention params d·d_h·H)")
+        ax.set_title(title, fontsize=10)
+    fig.colorbar(im, ax=axes, shrink=0.8)
+    return save(fig, stem)

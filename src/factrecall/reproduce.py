@@ -164,6 +164,107 @@ FIG4_GUIDE = 0.15  # Figure 4 left: facts stored ≈ 0.15·params (≈ 0.45 bits
 FIG4_RECIPE = {"quick": (256, 4096, (1e-2, 3e-2)), "paper": (1024, 16384, (1e-3, 3e-3, 1e-2))}
 
 
+# ------------------------------------------------------------------------- issue 7: planner and attribution
+
+PLANNER_DS = {"quick": (8, 12, 16, 24, 32, 48), "paper": (8, 12, 16, 24, 32, 48, 64, 96)}
+# attribution across the Figure 4-right grid; quick shrinks d, S = R and the grid to fit minutes on 2 cores
+ATTRIBUTION_GRID = {
+    "quick": {"d": 16, "d_h": 4, "S": 12, "D": 8, "H": (1, 2, 4, 8), "m": (1, 16, 64)},
+    "paper": {
+        "d": 32,
+        "d_h": 8,
+        "S": 32,
+        "D": 8,
+        "H": (1, 2, 4, 6, 8, 12, 16, 20, 24, 32),
+        "m": (1, 8, 16, 32, 48, 64, 96, 128),
+    },
+}
+
+
+def _planner_points(scale: str) -> list[Point]:
+    from factrecall.scaling import FAMILIES
+
+    return [{"family": f, "d": d} for f in FAMILIES for d in PLANNER_DS[scale]]
+
+
+def _run_planner(point: Point, update: Update) -> Row:
+    from factrecall.planner import measure_point
+    from factrecall.scaling import FAMILIES
+
+    return measure_point(FAMILIES[point["family"]], point["d"], on_round=update)
+
+
+def _compare_planner(rows: list[Row]) -> list[Row]:
+    stored = [r for r in rows if r["facts"] > 0]
+    ratio = (
+        fits.guide_constant([r["facts"] for r in stored], [r["params"] for r in stored]) if stored else 0.0
+    )
+    return [_cmp("facts / param (criterion 1.0, all families)", ratio, "transformer_facts_per_param")]
+
+
+def _attribution_points(scale: str) -> list[Point]:
+    g = ATTRIBUTION_GRID[scale]
+    return [{"H": H, "m": m, "d": g["d"], "scale": scale} for H in g["H"] for m in g["m"]]
+
+
+def _run_attribution(point: Point, update: Update) -> Row:
+    import time as _time
+
+    import jax
+
+    from factrecall.attribution import attribute
+    from factrecall.planner import Recipe, config_for, train_seeds
+    from factrecall.task import facts_random, recall_task
+
+    scale = point["scale"]
+    g = ATTRIBUTION_GRID[scale]
+    recipe = Recipe() if scale == "quick" else Recipe(n_steps=16384, batch=1024, eval_every=128)
+    task = recall_task(g["S"], g["S"], g["D"], T=recipe.T)
+    facts = facts_random(task, key=jax.random.key(7))
+    shape = (g["d"], point["H"], g["d_h"], point["m"])
+    start = _time.perf_counter()
+    update(0, 1, f"H={point['H']}, m={point['m']}: training")
+    run = train_seeds(config_for(shape, task), task, facts[None], (0,), recipe, criterion=1.0)[0]
+    summary = attribute(
+        run["params"], config_for(shape, task), task, facts, 8, key=jax.random.key(8)
+    ).summary()
+    update(1, 1, "done")
+    return {
+        "d": g["d"],
+        "d_h": g["d_h"],
+        "H": point["H"],
+        "m": point["m"],
+        "attention_params": 4 * point["H"] * g["d_h"] * g["d"],
+        "mlp_params": 2 * point["m"] * g["d"],
+        "facts_total": task.n_facts,
+        "train_accuracy": run["accuracy"],
+        "lr": run["lr"],
+        "steps": run["steps"],
+        **{k: v for k, v in summary.items() if k != "facts"},
+        "seconds": _time.perf_counter() - start,
+    }
+
+
+FIGURES["planner-scaling"] = Figure(
+    "planner-scaling",
+    "Planner data (beyond the paper): capacity in bits of one-layer transformers per shape family",
+    _planner_points,
+    _run_planner,
+    plots.planner_scaling,
+    _compare_planner,
+    "quick: ≈ 15 min on 2 CPU cores; rows feed src/factrecall/data/scaling.json (copy the JSON there)",
+)
+FIGURES["attribution-tradeoff"] = Figure(
+    "attribution-tradeoff",
+    "Where the facts live (beyond the paper): share of stored facts in attention vs MLP over (H, m)",
+    _attribution_points,
+    _run_attribution,
+    plots.attribution_grid,
+    lambda rows: [],
+    "quick: ≈ 6 min on 2 CPU cores; MLP share high at H = 1, large m; attention share ≈ 1 at m = 1",
+)
+
+
 def _fig4_points(scale: str) -> list[Point]:
     batch, n_steps, lrs = FIG4_RECIPE[scale]
     points = []
@@ -407,6 +508,11 @@ FIGURES["constructions"] = Figure(
 # --------------------------------------------------------------------------- core: store, configs (issue 6)
 
 
+# Figures of our own (not the paper's) run by name only; ``all`` (and so ``make reproduce``) is the
+# paper's figures, which keeps the quick reproduction within minutes.
+BEYOND_PAPER = ("planner-scaling", "attribution-tradeoff")
+
+
 def _figure(name: str) -> Figure:
     check(name in FIGURES, f"unknown figure {name!r}; expected 'all' or one of {', '.join(FIGURES)}")
     return FIGURES[name]
@@ -451,7 +557,7 @@ def run(
     Raises:
         ConfigError: unknown target or scale, or no data to plot with ``plot_only``.
     """
-    names = list(FIGURES) if target == "all" else [_figure(target).name]
+    names = [n for n in FIGURES if n not in BEYOND_PAPER] if target == "all" else [_figure(target).name]
     check(scale in SCALES, f"unknown scale {scale!r}; expected one of {', '.join(SCALES)}")
     with Store(store or Path(out) / "results.db") as db:
         for name in names:
