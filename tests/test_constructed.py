@@ -95,3 +95,24 @@ def test_quick_points_span_the_issues_range():
     assert min(facts) == 64 and max(facts) == 4096
     shares = [p["attention_share"] for p in points if p["panel"] == "hybrid"]
     assert shares[0] == 0.0 and shares[-1] == 1.0 and len(shares) >= 5
+
+
+def test_trained_capacity_sits_beside_the_constructions(tmp_path):
+    points = reproduce.FIGURES["constructions"].points("quick")
+    trained = [p for p in points if p["panel"] == "trained"]
+    fig4 = [
+        p for p in reproduce.FIGURES["fig4"].points("quick") if p["attention_ratio"] == p["mlp_ratio"] == 1
+    ]
+    assert [p["d"] for p in trained] == [p["d"] for p in fig4] and len(trained) >= 3
+    rows = [
+        {"panel": "scaling", "mechanism": "attention", "S": S, "R": S, "facts": S * S}
+        | {"params_per_fact_median": 50.0}
+        for S in (8, 16)
+    ] + [
+        {"panel": "trained", "S": 10, "R": 10, "facts": 100, "params": 1000},
+        {"panel": "trained", "S": 20, "R": 20, "facts": 400, "params": 4000},
+    ]
+    compared = {r["quantity"]: r["ours"] for r in reproduce.FIGURES["constructions"].compare(rows)}
+    assert compared["trained (same figure): facts/param"] == pytest.approx(0.1)
+    paths = reproduce.FIGURES["constructions"].draw(rows, tmp_path / "constructions")
+    assert all(p.stat().st_size > 0 for p in paths)

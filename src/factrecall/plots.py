@@ -185,7 +185,11 @@ def constructions(rows: Sequence[Row], stem: Path) -> list[Path]:
     if trained:
         x = np.asarray([_facts(r) for r in trained], float)
         ax.plot(
-            x, [r["params"] for r in trained], "s--", color=COLORS[2], label="trained (smallest storing 99%)"
+            x,
+            [r["params"] for r in trained],
+            "s--",
+            color=COLORS[2],
+            label="trained: largest S·R stored at 99% (Fig. 4 shapes)",
         )
     facts = np.asarray(sorted({_facts(r) for r in rows if r["panel"] == "scaling"}), float)
     if len(facts):

@@ -454,11 +454,21 @@ def _construction_points(scale: str) -> list[Point]:
         if mechanism == "hybrid":
             point["mlp_ratio"] = 4.0 * (1.0 - share)
         points.append({**point, "seeds": [0], "precision": precision})
-    return points
+    return points + _trained_points(scale)
+
+
+def _trained_points(scale: str) -> list[Point]:
+    """Trained capacity beside the constructions: Figure 4's H·d_h/d = m/d = 1 shapes (facts ≈ 64 … 4096)."""
+    return [
+        {**p, "panel": "trained"} for p in _fig4_points(scale) if p["attention_ratio"] == p["mlp_ratio"] == 1
+    ]
 
 
 def _run_construction(point: Point, update: Update) -> Row:
     from factrecall.constructed import construction_spec, find_min
+
+    if point["panel"] == "trained":  # a trained transformer's capacity (largest S·R stored at 99%)
+        return _run_fig4(point, update)
 
     start = time.perf_counter()
     overrides = {"mlp_ratio": point.get("mlp_ratio")}
@@ -490,6 +500,10 @@ def _compare_constructions(rows: list[Row]) -> list[Row]:
             out.append(
                 _cmp(f"{mechanism}: facts/param at S=R=32 (vs trained)", ratio, "transformer_facts_per_param")
             )
+    trained = [r for r in rows if r["panel"] == "trained" and r["facts"] > 0]
+    if trained:
+        ratio = fits.guide_constant([r["facts"] for r in trained], [r["params"] for r in trained])
+        out.append(_cmp("trained (same figure): facts/param", ratio, "transformer_facts_per_param"))
     return out
 
 
