@@ -39,6 +39,7 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_capacity.py
 	$(BIN)/python benchmarks/bench_dynamics.py
+	$(BIN)/python benchmarks/bench_transformer.py
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache
