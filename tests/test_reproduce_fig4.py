@@ -38,3 +38,31 @@ def test_tradeoff_comparison_and_plot(tmp_path):
     assert cmp["fewest heads reaching 0.99 at m = 1 (no MLP)"] == 12
     paths = reproduce.FIGURES["fig4-tradeoff"].draw(rows, tmp_path / "t")
     assert all(p.stat().st_size > 0 for p in paths)
+
+
+def test_constructions_reuse_fig4_capacities_measured_in_the_same_run(monkeypatch):
+    from factrecall import transformer_capacity as tc
+
+    calls = []
+
+    class Result:
+        def summary(self):
+            return {"facts": 64, "params": 640}
+
+    def fake_capacity(spec, seeds, on_round=None):
+        calls.append(spec)
+        return Result()
+
+    monkeypatch.setattr(tc, "capacity", fake_capacity)
+    monkeypatch.setattr(reproduce, "_FIG4_DONE", {})
+    trained = reproduce.FIGURES["constructions"].points("quick")
+    trained = [p for p in trained if p["panel"] == "trained"]
+    fig4 = reproduce.FIGURES["fig4"].points("quick")
+    fig4 = [p for p in fig4 if p["attention_ratio"] == p["mlp_ratio"] == 1]
+    assert trained and all({**p, "panel": "fig4"} in fig4 for p in trained)
+    first = reproduce.FIGURES["fig4"].run(fig4[0], lambda *a: None)
+    again = reproduce.FIGURES["constructions"].run({**fig4[0], "panel": "trained"}, lambda *a: None)
+    assert len(calls) == 1 and again["facts"] == first["facts"] == 64
+    assert again["reused_from"] == "fig4" and "reused_from" not in first and again["panel"] == "trained"
+    other = reproduce.FIGURES["constructions"].run({**fig4[1], "panel": "trained"}, lambda *a: None)
+    assert len(calls) == 2 and "reused_from" not in other
