@@ -36,7 +36,7 @@ from factrecall.embeddings import GEOMETRIES, table
 from factrecall.engine import OPTIMIZERS, Problem, Settings, compile_seconds, cross_entropy, train_many
 from factrecall.errors import TrainingError, check
 from factrecall.memories import MemoryData, linear_memory, logits, memory_accuracy, mlp_memory
-from factrecall.search import Trial, search_largest
+from factrecall.search import Trial, _Bracket, search_largest
 from factrecall.task import TARGET_KINDS, output_mask, targets, zipf_weights
 
 MODELS = ("linear", "mlp")
@@ -337,14 +337,15 @@ class _ShapePlanner:
     The model: a round costs ``unit``·rows·n_pad² seconds (``unit`` is the a-priori estimate for the spec,
     measured once on two CPU cores) and compiling a new shape ``COMPILE_S`` seconds. A round reuses an
     already compiled, larger shape when the extra compute is expected to cost less than a compile; and when
-    rounds are cheap it pads generously (to 1.35·N), so that the next bracketing steps fit the same program.
+    rounds are cheap it pads to the search's first bracketing step (1.15·N), so that the next round fits the same
+    program.
 
     Nothing here is measured while running: the shapes, and so the numbers (padding changes the compiled
     program), depend only on the spec, the seeds and the device count, never on the machine's load. This
     is what lets the local, process and Ray backends of :mod:`factrecall.sweeps` agree exactly.
     """
 
-    GENEROUS = 1.35
+    GENEROUS = _Bracket.FIRST_STEP  # the next N tested above a stored guess
     COMPILE_S = 1.5
 
     def __init__(self, n_devices: int, prior_unit: float):
