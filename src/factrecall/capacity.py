@@ -337,8 +337,8 @@ class _ShapePlanner:
     The model: a round costs ``unit``·rows·n_pad² seconds (``unit`` is the a-priori estimate for the spec,
     measured once on two CPU cores) and compiling a new shape ``COMPILE_S`` seconds. A round reuses an
     already compiled, larger shape when the extra compute is expected to cost less than a compile; and when
-    rounds are cheap it pads to the search's first bracketing step (1.15·N), so that the next round fits the same
-    program.
+    rounds are cheap it pads to the search's first bracketing step (1.15·N), so that the next round fits
+    the same program.
 
     Nothing here is measured while running: the shapes, and so the numbers (padding changes the compiled
     program), depend only on the spec, the seeds and the device count, never on the machine's load. This
