@@ -32,7 +32,7 @@ def main() -> None:
     g = TRADEOFF_GRID[args.scale]
     recipe = Recipe(args.steps or g["n_steps"], g["batch"], 128, 0.99, 2)
     task = recall_task(g["S"], g["S"], 8)
-    grid = tc.tradeoff(task, 32, 8, g["Hs"], g["ms"], recipe, g["lrs"], (0,))
+    grid = tc.tradeoff(task, 32, g["d_h"], g["Hs"], g["ms"], recipe, g["lrs"], (0,))
     cells = len(g["Hs"]) * len(g["ms"])
     print(f"device {jax.devices()[0].device_kind} ×{jax.device_count()}; {cells} cells × {len(g['lrs'])} lrs")
     print(
