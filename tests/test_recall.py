@@ -157,3 +157,24 @@ def test_bad_recipe():
         recall.validate_recipe(recall.Recipe(batch=0))
     with pytest.raises(ConfigError, match=r"criterion must be in \(0, 1\]"):
         recall.validate_recipe(recall.Recipe(criterion=1.5))
+
+
+def test_report_bits_follow_each_relations_answer_count(key, monkeypatch):
+    """A fact table with uneven answers per relation: bits are Σ log2 D_r over the facts, not S·R·log2 D."""
+    from factrecall import recall
+
+    task = recall_task(2, 2, 4, T=6)
+    cfg = TransformerConfig(d=8, H=1, d_h=4, m=4, vocab=task.vocab, n_out=task.n_answers)
+    table = {"source": "t", "subjects": ["a", "b"], "relations": ["p", "q"]}
+    table["answers"] = [["w", "x", "y", "z"], ["u", "v"]]  # D_p = 4 (2 bits), D_q = 2 (1 bit)
+    facts = jnp.array([[0, 4], [1, 5]])
+    model = recall.Trained(transformer(cfg).init(key), cfg, task, facts, {"table": table})
+    correct = jnp.array([[1.0, 1.0], [0.75, 1.0]])  # (b, p) wrong in one of 4 contexts: not stored
+    scores = recall.FactScores(jnp.float32(0.9375), jnp.float32(0.75), jnp.float32(0.1), correct, 15)
+    monkeypatch.setattr(recall, "_score_facts", lambda *a, **k: scores)
+    monkeypatch.setattr(recall, "sampled_accuracy", lambda *a, **k: 1.0)
+    record = recall.report(model, 4, key=key)
+    assert record["bits"] == 2 * 2 + 2 * 1 and record["bits_stored"] == 2 + 1 + 1
+    assert record["facts_stored"] == 0.75 and record["bits_per_param"] == 4 / record["params"]
+    synthetic = recall.report(model._replace(info={}), 4, key=key)
+    assert synthetic["bits"] == 4 * 2 and synthetic["bits_stored"] == 3 * 2
