@@ -121,3 +121,9 @@ def test_guesses_are_close_to_the_guides():
     assert cap.default_guess(MemorySpec("linear", 32)) == pytest.approx(
         bounds.solve_n_log_n(1024 / 1.1), abs=1
     )
+
+
+def test_a_huge_learning_rate_is_an_error_even_though_n_1_is_trivially_stored():
+    """With M = N = 1 any weights store the one association: N* = 1 beside diverged runs is no result."""
+    with pytest.raises(TrainingError, match="nothing beyond N = 1"):
+        capacity(cap.recipe("linear", 4, lrs=(1e38,), n_steps=64), seeds=(0,))

@@ -93,3 +93,28 @@ def test_name_defaults_to_the_file_stem(tmp_path):
     path = tmp_path / "my_sweep.toml"
     path.write_text(GOOD.replace('name = "tiny"\n', ""))
     assert config.load_sweep(path).name == "my_sweep"
+
+
+def test_a_sweep_with_a_failed_point_finishes_the_others_and_exits_1(tmp_path, capsys, monkeypatch):
+    """A point that raises is recorded as failed with its reason; the sweep goes on, then exits 1."""
+    from factrecall import sweeps
+    from factrecall.store import Store
+
+    real = sweeps.EXPERIMENTS["memory_capacity"]
+
+    def fails_at_d6(point, update):
+        if point["d"] == 6:
+            raise FloatingPointError("loss became NaN")
+        return real.run(point, update)
+
+    monkeypatch.setitem(sweeps.EXPERIMENTS, "memory_capacity", real._replace(run=fails_at_d6))
+    path = tmp_path / "sweep.toml"
+    path.write_text(GOOD)
+    store = tmp_path / "results.db"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sweep", str(path), "--store", str(store), "--quiet", "--json"])
+    assert exit_info.value.code == 1
+    assert "error: 1 of 2 points failed" in capsys.readouterr().err
+    with Store(store) as db:
+        rows = sorted((r["point"]["d"], r["status"]) for r in db.rows())
+    assert rows == [(4, "done"), (6, "failed")]

@@ -512,9 +512,11 @@ def capacity(
     )
     params, extra = param_count(spec)
     for seed, n_star in zip(seeds, per_seed, strict=True):
-        if n_star < 1 and any(t.diverged for t in trials if t.seed == seed):
+        # N = 1 with M = N is stored by any weights (one output): it does not count as a success
+        if n_star <= 1 and any(t.diverged for t in trials if t.seed == seed):
             raise TrainingError(
-                f"{spec.model} memory at d={spec.d}, seed {seed}: training diverged and nothing was stored; "
+                f"{spec.model} memory at d={spec.d}, seed {seed}: training diverged and nothing beyond N = 1 "
+                "was stored; "
                 f"lower the learning rates (got {list(spec.lrs)})"
             )
     return CapacityResult(

@@ -237,6 +237,13 @@ def sweep_cmd(
         else:
             summary = reproduce.run_config(cfg, db, **kwargs)
     _emit({"sweep": cfg.name, "store": str(store), **summary._asdict()}, as_json, f"sweep {cfg.name}")
+    if summary.failed:  # recorded with their reasons, the others finished; the exit status tells scripts
+        print(
+            f"error: {summary.failed} of {summary.total} points failed (reasons in {store}: "
+            f"`factrecall export --store {store}`); rerun with --resume --retry-failed",
+            file=sys.stderr,
+        )
+        raise typer.Exit(1)
 
 
 @app.command("report")
