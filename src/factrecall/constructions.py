@@ -355,12 +355,17 @@ def _split_heads(W_OV: np.ndarray, cfg: TransformerConfig) -> tuple[np.ndarray, 
 
 
 def _attend(E: np.ndarray, tokens: np.ndarray, kappa: np.ndarray, beta: float) -> np.ndarray:
-    """x̄ = Σ_t a_t x_t per sequence with a = softmax(β·x_t·κ) (every head attends alike)."""
-    x = E[tokens]
-    s = beta * (x @ kappa)
+    """x̄ = Σ_t a_t x_t per sequence with a = softmax(β·x_t·κ) (every head attends alike).
+
+    Computed per vocabulary entry, not per position: the scores are (E κ)[tokens], and x̄ = A E where A
+    (B, vocab) sums each sequence's attention weights by token — no (B, T, d) gather.
+    """
+    s = beta * (E @ kappa)[tokens]
     a = np.exp(s - s.max(axis=1, keepdims=True))
     a /= a.sum(axis=1, keepdims=True)
-    return np.einsum("bt,btd->bd", a, x)
+    A = np.zeros((tokens.shape[0], E.shape[0]))
+    np.add.at(A, (np.arange(tokens.shape[0])[:, None], tokens), a)
+    return A @ E
 
 
 def _mlp_memory(
@@ -404,7 +409,15 @@ def _logit_scale(logits: np.ndarray, labels: np.ndarray) -> float:
 
     lo, hi = math.log(1e-2), math.log(1e4)
     ratio = (math.sqrt(5) - 1) / 2
-    for _ in range(40):
-        a, b = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
-        lo, hi = (lo, b) if loss(a) < loss(b) else (a, hi)
+    a, b = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
+    fa, fb = loss(a), loss(b)
+    for _ in range(28):  # log γ to ≈ 1e-5; one new evaluation per step (the kept inner point is reused)
+        if fa < fb:
+            hi, b, fb = b, a, fa
+            a = hi - ratio * (hi - lo)
+            fa = loss(a)
+        else:
+            lo, a, fa = a, b, fb
+            b = lo + ratio * (hi - lo)
+            fb = loss(b)
     return math.exp((lo + hi) / 2)

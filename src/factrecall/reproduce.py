@@ -431,8 +431,7 @@ FIGURES.update(
 
 # ------------------------------------------------------------------ constructions (issue 4: §4–§5, SPEC §4)
 
-# S = R, D = 8; quick stops at S = 32 (S = 64 alone took 2 of the 4.5 minutes of the quick figure)
-CONSTRUCTION_S = {"quick": (8, 16, 32), "paper": (8, 11, 16, 22, 32, 45, 64)}
+CONSTRUCTION_S = {"quick": (8, 16, 32, 64), "paper": (8, 11, 16, 22, 32, 45, 64)}  # S = R, D = 8
 HYBRID_SHARES = {
     "quick": (0.0, 0.25, 0.5, 0.75, 1.0),
     "paper": (0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0),
