@@ -227,7 +227,7 @@ def sweep_cmd(
     cfg = config.load_sweep(config_file)
     kwargs = _backend(backend, workers, ray_address)
     if cfg.experiment is not None:
-        config.expand(cfg)  # every point valid before the store is touched
+        sweeps.checked_points(cfg)  # every point valid before the store is touched
     else:
         reproduce.figure_points(cfg)
     with Store(store) as db:

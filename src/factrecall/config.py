@@ -79,7 +79,102 @@ class MemoryCapacityPoint(_Frozen):
         return self
 
 
-POINT_MODELS: dict[str, type[BaseModel]] = {"memory_capacity": MemoryCapacityPoint}
+NonNeg = Annotated[int, Field(ge=0)]
+Seeds = Annotated[list[NonNeg], Field(min_length=1)]
+Rates = Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)]
+Criterion = Annotated[float, Field(gt=0, le=1)]
+
+
+class TransformerTrainPoint(_Frozen):
+    """One trained one-layer transformer on the recall task, as ``factrecall train transformer`` (same
+    defaults, same seeding: a point and the command with the same values give the same numbers)."""
+
+    d: Pos = 32
+    H: Pos = 4
+    d_h: Pos = 8
+    m: NonNeg = 64
+    S: Pos = 16
+    R: Pos = 16
+    D: Pos = 8
+    T: Annotated[int, Field(ge=3)] = 32
+    attention: Literal["softmax", "linear"] = "softmax"
+    train_embeddings: bool = False
+    lrs: Rates = [1e-2]
+    n_steps: Pos = 16384
+    batch: Pos = 1024
+    criterion: Criterion = 0.99
+    seed: NonNeg = 0
+
+
+class TransformerCapacityPoint(_Frozen):
+    """The largest fact set S·R a transformer shape stores, as ``factrecall capacity transformer``."""
+
+    d: Pos = 32
+    H: Pos = 8
+    d_h: Pos = 8
+    m: NonNeg = 32
+    D: Pos = 8
+    scaling: Literal["linear", "square", "distinct"] = "linear"
+    lrs: Rates = [1e-3, 3e-3, 1e-2]
+    n_steps: Pos = 16384
+    batch: Pos = 1024
+    criterion: Criterion = 0.99
+    patience: NonNeg = 2048  # steps without gain before a trial stops (0: never)
+    seeds: Seeds = [0]
+
+
+class ConstructionPoint(_Frozen):
+    """The smallest constructed transformer storing every fact, as ``factrecall construct transformer
+    --find-min`` (ratios default to the mechanism's, see :data:`factrecall.constructed.DEFAULT_RATIOS`)."""
+
+    mechanism: Literal["attention", "mlp", "hybrid"]
+    S: Pos
+    R: Pos
+    D: Pos = 8
+    d_h: Pos = 8
+    attention_ratio: Annotated[float, Field(gt=0)] | None = None
+    mlp_ratio: Annotated[float, Field(ge=0)] | None = None
+    attention_share: Annotated[float, Field(ge=0, le=1)] | None = None
+    memory: Literal["pinv", "hebbian"] = "pinv"
+    n_contexts: Pos = 8
+    seeds: Seeds = [0]
+    precision: Annotated[float, Field(gt=0)] = 0.02
+
+
+class DynamicsPoint(_Frozen):
+    """One training trajectory (Figure 5), as ``factrecall dynamics`` (fields of
+    :class:`factrecall.dynamics.DynamicsSpec`; defaults are the paper's run)."""
+
+    S: Pos = 16
+    R: Pos = 4
+    D: Pos = 8
+    T: Pos = 32
+    alpha_S: Annotated[float, Field(ge=0)] = 0.0
+    alpha_R: Annotated[float, Field(ge=0)] = 0.0
+    model: Literal["simplified", "transformer"] = "simplified"
+    attention: Literal["linear", "softmax"] = "linear"
+    embeddings: Literal["onehot", "random"] = "onehot"
+    facts: Literal["structured", "random"] = "structured"
+    lr: Annotated[float, Field(gt=0)] = 0.1
+    B: Pos = 1024
+    n_steps: Pos = 8192
+    eval_every: Pos = 64
+    n_test: Pos = 2**14
+    substeps: Pos = 1
+    d: Pos | None = None
+    H: Pos = 4
+    d_h: Pos = 16
+    m: NonNeg = 64
+    seed: NonNeg = 0
+
+
+POINT_MODELS: dict[str, type[BaseModel]] = {
+    "memory_capacity": MemoryCapacityPoint,
+    "transformer_train": TransformerTrainPoint,
+    "transformer_capacity": TransformerCapacityPoint,
+    "construction": ConstructionPoint,
+    "dynamics": DynamicsPoint,
+}
 """Experiment name → the model of one point. Add an entry here and one in
 :data:`factrecall.sweeps.EXPERIMENTS` to make a new experiment sweepable (README: "Sweeps, the
 results store and the report")."""

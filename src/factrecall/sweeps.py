@@ -58,20 +58,164 @@ def run_memory_capacity(point: dict[str, Any], update: Update) -> dict[str, Any]
     return result.summary()
 
 
+def _transformer_setup(point: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """(task, config, recipe) of a ``transformer_train`` point, validated (ConfigError names the field)."""
+    from factrecall.recall import Recipe, validate_recipe
+    from factrecall.task import recall_task
+    from factrecall.transformer import TransformerConfig, validate
+
+    task = recall_task(point["S"], point["R"], point["D"], T=point["T"])
+    cfg = TransformerConfig(
+        point["d"],
+        point["H"],
+        point["d_h"],
+        point["m"],
+        task.vocab,
+        task.n_answers,
+        point["attention"],
+        point["train_embeddings"],
+    )
+    validate(cfg)
+    recipe = Recipe(n_steps=point["n_steps"], batch=point["batch"], criterion=point["criterion"])
+    validate_recipe(recipe)
+    return task, cfg, recipe
+
+
+def run_transformer_train(point: dict[str, Any], update: Update) -> dict[str, Any]:
+    """One :class:`~factrecall.config.TransformerTrainPoint`: train, then the report of ``factrecall train
+    transformer`` (same seeding: facts from fold_in(seed, 1), evaluation contexts from fold_in(seed, 2))."""
+    import jax
+
+    from factrecall import recall
+    from factrecall.task import facts_random
+
+    task, cfg, recipe = _transformer_setup(point)
+    key = jax.random.key(point["seed"])
+    update(0, 1, f"training {point['n_steps']} steps at most")
+    facts = facts_random(task, key=jax.random.fold_in(key, 1))
+    model = recall.train(cfg, task, facts, recipe, tuple(point["lrs"]), seed=point["seed"])
+    record = recall.report(model, key=jax.random.fold_in(key, 2))
+    update(1, 1, f"fact_accuracy {record['fact_accuracy']:.3f}")
+    return record
+
+
+def _capacity_spec(point: dict[str, Any]) -> Any:
+    from factrecall import transformer_capacity as tc
+
+    recipe = tc.CAPACITY_RECIPE._replace(
+        n_steps=point["n_steps"], batch=point["batch"], criterion=point["criterion"]
+    )
+    spec = tc.Spec(
+        point["d"],
+        point["H"],
+        point["d_h"],
+        point["m"],
+        point["D"],
+        point["scaling"],
+        recipe,
+        tuple(point["lrs"]),
+        patience=point["patience"] or None,
+    )
+    tc.validate_spec(spec)
+    return spec
+
+
+def run_transformer_capacity(point: dict[str, Any], update: Update) -> dict[str, Any]:
+    """One :class:`~factrecall.config.TransformerCapacityPoint`: the largest S·R stored, per seed."""
+    from factrecall import transformer_capacity as tc
+
+    return tc.capacity(_capacity_spec(point), tuple(point["seeds"]), on_round=update).summary()
+
+
+def _construction_spec(point: dict[str, Any]) -> Any:
+    from factrecall.constructed import construction_spec
+
+    keys = ("d_h", "attention_ratio", "mlp_ratio", "attention_share", "memory", "n_contexts")
+    return construction_spec(
+        point["mechanism"], point["S"], point["R"], point["D"], **{k: point[k] for k in keys}
+    )
+
+
+def run_construction(point: dict[str, Any], update: Update) -> dict[str, Any]:
+    """One :class:`~factrecall.config.ConstructionPoint`: the smallest construction storing every fact."""
+    from factrecall.constructed import find_min
+
+    spec = _construction_spec(point)
+    return find_min(spec, tuple(point["seeds"]), rel_precision=point["precision"], on_round=update).summary()
+
+
+def _dynamics_spec(point: dict[str, Any]) -> Any:
+    from factrecall.dynamics import DynamicsSpec, validate
+
+    spec = DynamicsSpec(**{k: point[k] for k in DynamicsSpec._fields if k in point})
+    validate(spec)
+    return spec
+
+
+def run_dynamics(point: dict[str, Any], update: Update) -> dict[str, Any]:
+    """One :class:`~factrecall.config.DynamicsPoint`: the trajectory's summary, stages and curves."""
+    from factrecall import dynamics
+
+    spec = _dynamics_spec(point)
+    return dynamics.record(spec, dynamics.trajectory(spec, on_chunk=update))
+
+
 class Experiment(NamedTuple):
     """A sweepable experiment: its point model lives in :data:`factrecall.config.POINT_MODELS` under
-    ``name``; ``run`` is a module-level function (so that process and Ray workers can import it)."""
+    ``name``; ``run`` is a module-level function (so that process and Ray workers can import it);
+    ``check`` (optional) validates a point beyond its types, before anything runs or is written."""
 
     name: str
     run: Task
     description: str
+    check: Callable[[dict[str, Any]], Any] | None = None
 
 
 EXPERIMENTS: dict[str, Experiment] = {
     "memory_capacity": Experiment(
         "memory_capacity", run_memory_capacity, "capacity N* of a linear or MLP memory (paper §3)"
     ),
+    "transformer_train": Experiment(
+        "transformer_train",
+        run_transformer_train,
+        "one trained transformer: accuracy over every fact, bits/param (paper §4)",
+        _transformer_setup,
+    ),
+    "transformer_capacity": Experiment(
+        "transformer_capacity",
+        run_transformer_capacity,
+        "largest fact set S·R a transformer shape stores (paper §4, Figure 4)",
+        _capacity_spec,
+    ),
+    "construction": Experiment(
+        "construction",
+        run_construction,
+        "smallest constructed transformer storing every fact (paper §4, Theorems 3–4)",
+        _construction_spec,
+    ),
+    "dynamics": Experiment(
+        "dynamics", run_dynamics, "training trajectory and its stages (paper §5, Figure 5)", _dynamics_spec
+    ),
 }
+
+
+def checked_points(cfg: config.SweepConfig) -> list[dict[str, Any]]:
+    """An experiment sweep's resolved points (:func:`factrecall.config.expand`), each also checked by its
+    experiment's ``check``: a :class:`ConfigError` names the point and the field before anything runs."""
+    assert cfg.experiment is not None
+    check(
+        cfg.experiment in EXPERIMENTS,
+        f"experiment {cfg.experiment!r} has a point model but no runner; allowed: {', '.join(EXPERIMENTS)}",
+    )
+    points = config.expand(cfg)
+    validate = EXPERIMENTS[cfg.experiment].check
+    for i, point in enumerate(points):
+        if validate is not None:
+            try:
+                validate(point)
+            except ConfigError as exc:
+                raise ConfigError(f"point {i} {json.dumps(point, sort_keys=True)[:120]}: {exc}") from exc
+    return points
 
 
 # --------------------------------------------------------------------------------------------- one point
@@ -265,11 +409,7 @@ def run_points(
 def run_sweep(cfg: config.SweepConfig, store: Store, **kwargs: Any) -> SweepSummary:
     """Run an experiment sweep (a :class:`~factrecall.config.SweepConfig` with ``experiment``)."""
     assert cfg.experiment is not None and cfg.name is not None
-    check(
-        cfg.experiment in EXPERIMENTS,
-        f"experiment {cfg.experiment!r} has a point model but no runner; allowed: {', '.join(EXPERIMENTS)}",
-    )
-    points = config.expand(cfg)
+    points = checked_points(cfg)
     return run_points(
         store, cfg.name, NO_SCALE, cfg.experiment, points, EXPERIMENTS[cfg.experiment].run, **kwargs
     )
