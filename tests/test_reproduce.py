@@ -171,3 +171,27 @@ def test_plateau_grid_is_what_the_issue_asks():
     assert sorted({p["S"] for p in points if p["alpha_S"] == 0}) == [8, 16, 32, 64]
     assert all(p["lr"] == 0.1 and p["n_steps"] % 64 == 0 for p in points)
     assert reproduce.FIGURES["fig5"].points("quick") == reproduce.FIGURES["fig5"].points("paper")
+
+
+def test_reproduce_command_exits_1_when_points_failed_and_retries_them(tmp_path, monkeypatch, capsys):
+    calls = []
+
+    def run(point, update):
+        calls.append(point["x"])
+        if point["x"] == 3 and len(calls) <= 3:  # fails the first time only
+            raise FloatingPointError("loss became NaN")
+        return {**point, "y": 2 * point["x"]}
+
+    points = lambda scale: [{"x": x, "seeds": [0]} for x in (1, 2, 3)]  # noqa: E731
+    toy = reproduce.Figure("toy", "Toy figure", points, run, _toy_draw, _toy_compare, "instant")
+    monkeypatch.setitem(reproduce.FIGURES, "toy", toy)
+    with pytest.raises(SystemExit) as code:
+        main(["reproduce", "toy", "--out", str(tmp_path), "--quiet"])
+    assert code.value.code == 1 and "error: 1 points failed" in capsys.readouterr().err
+    assert (tmp_path / "report.md").stat().st_size > 0 and calls == [1, 2, 3]
+    with pytest.raises(SystemExit) as code:  # failed points are kept until asked for
+        main(["reproduce", "toy", "--out", str(tmp_path), "--quiet"])
+    assert code.value.code == 1 and calls == [1, 2, 3]
+    with pytest.raises(SystemExit) as code:
+        main(["reproduce", "toy", "--out", str(tmp_path), "--quiet", "--retry-failed"])
+    assert code.value.code == 0 and calls == [1, 2, 3, 3]

@@ -312,10 +312,14 @@ def reproduce_cmd(
             "--write-configs", help="Write one TOML per figure and scale into this folder and exit."
         ),
     ] = None,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Rerun points stored as failed.")
+    ] = False,
     quiet: QuietFlag = False,
 ) -> None:
     """Reproduce the paper's figures through the results store (default OUT/results.db): run the missing
-    points, draw PNG/PDF with their CSV/JSON, write report.md and report.html."""
+    points, draw PNG/PDF with their CSV/JSON, write report.md and report.html. Exits 1 (after writing
+    everything) when points of these figures failed."""
     from factrecall import reproduce
 
     if list_figures:
@@ -326,15 +330,19 @@ def reproduce_cmd(
         for path in reproduce.write_configs(write_configs):
             stdout.print(str(path))
         return
-    reproduce.run(
-        target,
-        scale=scale,
-        out=out,
-        plot_only=plot_only,
-        quiet=quiet,
-        store=store,
-        **_backend(backend, workers, ray_address),
+    backend_kwargs = _backend(backend, workers, ray_address)
+    if not plot_only:
+        backend_kwargs["retry_failed"] = retry_failed
+    report = reproduce.run(
+        target, scale=scale, out=out, plot_only=plot_only, quiet=quiet, store=store, **backend_kwargs
     )
+    failed = reproduce.failed_points(target, scale, store or out / "results.db")
+    if failed:
+        print(
+            f"error: {failed} points failed (their reasons are in {report}); rerun with --retry-failed",
+            file=sys.stderr,
+        )
+        raise typer.Exit(1)
 
 
 # ------------------------------------------------------------------ issue 3: transformer train / eval

@@ -602,6 +602,18 @@ def run(
         return write_report(db, Path(out), FIGURES, prefer=scale, draw=False)[0]
 
 
+def failed_points(target: str, scale: str, store: Path) -> int:
+    """How many of the points of ``target`` (a figure or ``all``) at ``scale`` are stored as failed."""
+    names = [n for n in FIGURES if n not in BEYOND_PAPER] if target == "all" else [_figure(target).name]
+    with Store(store) as db:
+        failed = 0
+        for name in names:
+            statuses = db.statuses(name, scale)
+            keys = {point_key(p) for p in FIGURES[name].points(scale)}
+            failed += sum(statuses.get(k) == "failed" for k in keys)
+        return failed
+
+
 # ------------------------------------------------------------------------------ dynamics (issue 5, Figure 5)
 
 PLATEAU_S = (8, 16, 32, 64)
