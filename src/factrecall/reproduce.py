@@ -138,7 +138,8 @@ FIGURES: dict[str, Figure] = {
             [r for r in rows if r["panel"] == "linear"], [r for r in rows if r["panel"] == "mlp"], stem
         ),
         _compare_fig1,
-        "quick: ≈ 4 min on 2 CPU cores; d²/(N log N) ≈ 1.0–1.1 (paper's guide 1.3), MLP exponent ≈ 0.9–1",
+        "quick: ≈ 2.5 min on 2 idle CPU cores; d²/(N log N) ≈ 0.93 (paper's guide 1.3), "
+        "MLP m·d/(N log N) ≈ 0.31 (0.35), MLP exponent ≈ 0.9",
     ),
     "fig6": Figure(
         "fig6",
@@ -147,7 +148,7 @@ FIGURES: dict[str, Figure] = {
         _run_memory,
         plots.fig6,
         _compare_fig6,
-        "quick: ≈ 2 min on 2 CPU cores; m·d / N near the paper's 1.2",
+        "quick: ≈ 1.5 min on 2 idle CPU cores; m·d / N ≈ 1.05 (paper's 1.2)",
     ),
 }
 
@@ -413,7 +414,8 @@ FIGURES.update(
             _run_fig4,
             lambda rows, stem: plots.fig4(rows, stem, FIG4_GUIDE),
             _compare_fig4,
-            "quick: ≈ 10 min on 2 CPU cores; slope ≈ 1, facts/param below 0.15 at the quick budget",
+            "quick: ≈ 3.5 min on 2 idle CPU cores; slope ≈ 0.84, facts/param ≈ 0.11 (paper's 0.15) at the "
+            "quick budget",
         ),
         "fig4-tradeoff": Figure(
             "fig4-tradeoff",
@@ -530,8 +532,9 @@ FIGURES["constructions"] = Figure(
     _run_construction,
     lambda rows, stem: plots.constructions(rows, stem),
     _compare_constructions,
-    "quick: ≈ 10 min on 2 busy CPU cores; slopes ≈ 1 (target [0.9, 1.3]); ≈ 50 (attention) and ≈ 100 (MLP) "
-    "params per fact at S=R=32, D=8: 3–7× more than trained models (0.15 facts/param)",
+    "quick: ≈ 3 min on 2 idle CPU cores (+ Figure 4's diagonal shapes unless fig4 ran first in the same "
+    "process); slopes ≈ 1.0 (attention) and 1.2 (MLP), target [0.9, 1.3]; ≈ 52 and ≈ 159 params per fact at "
+    "S=R=32, D=8: 8–24× more than trained models",
 )
 
 
