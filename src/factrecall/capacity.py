@@ -36,7 +36,7 @@ from factrecall.embeddings import GEOMETRIES, table
 from factrecall.engine import OPTIMIZERS, Problem, Settings, compile_seconds, cross_entropy, train_many
 from factrecall.errors import TrainingError, check
 from factrecall.memories import MemoryData, linear_memory, logits, memory_accuracy, mlp_memory
-from factrecall.search import Trial, _Bracket, search_largest
+from factrecall.search import FIRST_STEP, Trial, search_largest
 from factrecall.task import TARGET_KINDS, output_mask, targets, zipf_weights
 
 MODELS = ("linear", "mlp")
@@ -345,7 +345,7 @@ class _ShapePlanner:
     is what lets the local, process and Ray backends of :mod:`factrecall.sweeps` agree exactly.
     """
 
-    GENEROUS = _Bracket.FIRST_STEP  # the next N tested above a stored guess
+    GENEROUS = FIRST_STEP  # the next N tested above a stored guess
     COMPILE_S = 1.5
 
     def __init__(self, n_devices: int, prior_unit: float):

@@ -351,18 +351,6 @@ train_app = typer.Typer(help="Train one model and report it (paper §4).", no_ar
 app.add_typer(train_app, name="train")
 
 
-def _recall_setup(
-    d: int, heads: int, head_dim: int, width: int, S: int, R: int, D: int, T: int, attention: str, embed: bool
-) -> tuple[Any, Any]:
-    from factrecall.task import recall_task
-    from factrecall.transformer import TransformerConfig, validate
-
-    task = recall_task(S, R, D, T=T)
-    cfg = TransformerConfig(d, heads, head_dim, width, task.vocab, task.n_answers, attention, embed)
-    validate(cfg)
-    return task, cfg
-
-
 @train_app.command("transformer")
 def train_transformer(
     d: Annotated[int, typer.Option("--d", help="Embedding dimension d.")] = 32,
@@ -390,8 +378,8 @@ def train_transformer(
     from factrecall.provenance import run_info
     from factrecall.task import facts_random
 
-    task, cfg = _recall_setup(
-        d, heads, head_dim, width, subjects, relations, answers, seq_len, attention, train_embeddings
+    task, cfg = recall.task_and_config(
+        subjects, relations, answers, seq_len, d, heads, head_dim, width, attention, train_embeddings
     )
     recipe = recall.Recipe(n_steps=steps, batch=batch, criterion=criterion)
     recall.validate_recipe(recipe)

@@ -37,8 +37,16 @@ import numpy as np
 from factrecall.base import Array, Float, Int, Key, Params
 from factrecall.engine import Problem, RunResult, Settings, cross_entropy, train_many
 from factrecall.errors import ConfigError, TrainingError, check
-from factrecall.task import RecallTask, every_fact, sample
-from factrecall.transformer import TransformerConfig, forward, frozen, init_padded, masked, param_counts
+from factrecall.task import RecallTask, every_fact, recall_task, sample
+from factrecall.transformer import (
+    TransformerConfig,
+    forward,
+    frozen,
+    init_padded,
+    masked,
+    param_counts,
+    validate,
+)
 
 FORMAT, VERSION = "factrecall-transformer", 1
 PAPER_LRS = (1e-3, 3e-3, 1e-2)
@@ -141,6 +149,29 @@ def validate_recipe(recipe: Recipe) -> None:
         recipe.schedule in ("constant", "cosine"),
         f"schedule must be constant or cosine, got {recipe.schedule!r}",
     )
+
+
+def task_and_config(
+    S: int,
+    R: int,
+    D: int,
+    T: int,
+    d: int,
+    H: int,
+    d_h: int,
+    m: int,
+    attention: str = "softmax",
+    train_embeddings: bool = False,
+) -> tuple[RecallTask, TransformerConfig]:
+    """The recall task and a transformer for it (vocabulary and outputs from the task), both validated.
+
+    Raises:
+        ConfigError: the first invalid size or option, named.
+    """
+    task = recall_task(S, R, D, T=T)
+    cfg = TransformerConfig(d, H, d_h, m, task.vocab, task.n_answers, attention, train_embeddings)
+    validate(cfg)
+    return task, cfg
 
 
 def _effective(params: Params, cfg: TransformerConfig, data: dict[str, Any]) -> Params:

@@ -28,6 +28,9 @@ class Trial(NamedTuple):
     steps: int
 
 
+FIRST_STEP = 1.15  # the first move away from the guess (then squared at each further move)
+
+
 class _Bracket:
     """Search state of one seed: the largest stored N tested (lo) and the smallest failing N tested (hi).
 
@@ -35,14 +38,12 @@ class _Bracket:
     steps, since the guess is usually close); then it bisects geometrically.
     """
 
-    FIRST_STEP = 1.15
-
     def __init__(self, guess: int, n_max: int, rel_precision: float):
         self.lo: int | None = None
         self.hi: int | None = None
         self.next = max(1, min(guess, n_max))
         self.n_max, self.rel = n_max, rel_precision
-        self.step = self.FIRST_STEP
+        self.step = FIRST_STEP
 
     def update(self, N: int, stored: bool) -> None:
         if stored:
@@ -78,6 +79,36 @@ class _Bracket:
         return bisections + (1 if self.lo is None or self.hi is None else 0)
 
 
+def _bracket_all(
+    run_round: Callable[[list[int], list[int]], list[Trial]],
+    seeds: Sequence[int],
+    guess: int,
+    n_max: int,
+    rel_precision: float,
+    on_round: Callable[[int, int, str], None] | None,
+    ends: str,
+    on_stored: bool,
+) -> tuple[dict[int, _Bracket], list[Trial]]:
+    """Rounds until every seed's bracket is done; a bracket's "yes" is ``t.stored == on_stored`` (``ends``:
+    the bracket's delimiters in the progress line)."""
+    check(len(seeds) >= 1, "need at least one seed")
+    check(rel_precision > 0, f"rel_precision must be > 0, got {rel_precision}")
+    check(n_max >= 1, f"n_max must be ≥ 1, got {n_max}")
+    brackets = {s: _Bracket(guess, n_max, rel_precision) for s in seeds}
+    trials: list[Trial] = []
+    rounds = 0
+    while active := [s for s in seeds if not brackets[s].done]:
+        for t in run_round([brackets[s].next for s in active], active):
+            brackets[t.seed].update(t.N, t.stored == on_stored)
+            trials.append(t)
+        rounds += 1
+        if on_round is not None:
+            left = max(b.rounds_left() for b in brackets.values())
+            status = ", ".join(f"seed {s}: {ends[0]}{b.lo}, {b.hi}{ends[1]}" for s, b in brackets.items())
+            on_round(rounds, rounds + left, status)
+    return brackets, trials
+
+
 def search_largest(
     run_round: Callable[[list[int], list[int]], list[Trial]],
     seeds: Sequence[int],
@@ -100,21 +131,7 @@ def search_largest(
     Raises:
         ConfigError: no seeds, or ``rel_precision`` ≤ 0.
     """
-    check(len(seeds) >= 1, "need at least one seed")
-    check(rel_precision > 0, f"rel_precision must be > 0, got {rel_precision}")
-    check(n_max >= 1, f"n_max must be ≥ 1, got {n_max}")
-    brackets = {s: _Bracket(guess, n_max, rel_precision) for s in seeds}
-    trials: list[Trial] = []
-    rounds = 0
-    while active := [s for s in seeds if not brackets[s].done]:
-        for t in run_round([brackets[s].next for s in active], active):
-            brackets[t.seed].update(t.N, t.stored)
-            trials.append(t)
-        rounds += 1
-        if on_round is not None:
-            left = max(b.rounds_left() for b in brackets.values())
-            status = ", ".join(f"seed {s}: [{brackets[s].lo}, {brackets[s].hi}]" for s in seeds)
-            on_round(rounds, rounds + left, status)
+    brackets, trials = _bracket_all(run_round, seeds, guess, n_max, rel_precision, on_round, "[]", True)
     per_seed = tuple(brackets[s].lo or 0 for s in seeds)
     capped = any(b.lo is not None and b.hi is None for b in brackets.values())
     return per_seed, capped, tuple(trials)
@@ -148,22 +165,8 @@ def search_smallest(
     >>> search_smallest(run_round, [0], 100, rel_precision=0.001)[:2]
     ((37,), False)
     """
-    check(len(seeds) >= 1, "need at least one seed")
-    check(rel_precision > 0, f"rel_precision must be > 0, got {rel_precision}")
-    check(n_max >= 1, f"n_max must be ≥ 1, got {n_max}")
     # A bracket on "failed": its lo is the largest failing N tested, its hi the smallest stored N tested.
-    brackets = {s: _Bracket(guess, n_max, rel_precision) for s in seeds}
-    trials: list[Trial] = []
-    rounds = 0
-    while active := [s for s in seeds if not brackets[s].done]:
-        for t in run_round([brackets[s].next for s in active], active):
-            brackets[t.seed].update(t.N, not t.stored)
-            trials.append(t)
-        rounds += 1
-        if on_round is not None:
-            left = max(b.rounds_left() for b in brackets.values())
-            status = ", ".join(f"seed {s}: ({brackets[s].lo}, {brackets[s].hi}]" for s in seeds)
-            on_round(rounds, rounds + left, status)
+    brackets, trials = _bracket_all(run_round, seeds, guess, n_max, rel_precision, on_round, "(]", False)
     per_seed = tuple(brackets[s].hi or 0 for s in seeds)
     never = any(b.hi is None for b in brackets.values())
     return per_seed, never, tuple(trials)

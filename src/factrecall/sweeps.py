@@ -60,22 +60,10 @@ def run_memory_capacity(point: dict[str, Any], update: Update) -> dict[str, Any]
 
 def _transformer_setup(point: dict[str, Any]) -> tuple[Any, Any, Any]:
     """(task, config, recipe) of a ``transformer_train`` point, validated (ConfigError names the field)."""
-    from factrecall.recall import Recipe, validate_recipe
-    from factrecall.task import recall_task
-    from factrecall.transformer import TransformerConfig, validate
+    from factrecall.recall import Recipe, task_and_config, validate_recipe
 
-    task = recall_task(point["S"], point["R"], point["D"], T=point["T"])
-    cfg = TransformerConfig(
-        point["d"],
-        point["H"],
-        point["d_h"],
-        point["m"],
-        task.vocab,
-        task.n_answers,
-        point["attention"],
-        point["train_embeddings"],
-    )
-    validate(cfg)
+    keys = ("S", "R", "D", "T", "d", "H", "d_h", "m", "attention", "train_embeddings")
+    task, cfg = task_and_config(*(point[k] for k in keys))
     recipe = Recipe(n_steps=point["n_steps"], batch=point["batch"], criterion=point["criterion"])
     validate_recipe(recipe)
     return task, cfg, recipe
