@@ -328,6 +328,7 @@ def report(model: Trained, n_contexts: int = 8, n_sampled: int = 4096, *, key: K
     stored_mask = np.rint(np.asarray(scores.correct) * n_contexts) == n_contexts  # right in every context
     stored = float(np.mean(stored_mask))
     fact_bits = _fact_bits(model)
+    bits_stored = float(fact_bits[stored_mask].sum())
     return {
         "params": counts.paper,
         "attention_params": counts.attention,
@@ -342,8 +343,8 @@ def report(model: Trained, n_contexts: int = 8, n_sampled: int = 4096, *, key: K
         "eval_contexts": n_contexts,
         "sampled_accuracy": sampled_accuracy(model.params, cfg, task, model.facts, n_sampled, key=k_sample),
         "bits": float(fact_bits.sum()),
-        "bits_stored": float(fact_bits[stored_mask].sum()),
-        "bits_per_param": float(fact_bits[stored_mask].sum()) / counts.paper,
+        "bits_stored": bits_stored,
+        "bits_per_param": bits_stored / counts.paper,
         "bits_note": "Σ over facts stored of log2 D_r (D_r: answers of the fact's relation; D on the "
         "synthetic task), per paper parameter (SPEC §5)",
         **model.info,

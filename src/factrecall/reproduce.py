@@ -299,8 +299,8 @@ def _run_fig4(point: Point, update: Update) -> Row:
         point["d"], point["H"], point["d_h"], point["m"], 8, point["scaling"], recipe, tuple(point["lrs"])
     )
     result = tc.capacity(spec, tuple(point["seeds"]), on_round=update)
-    _FIG4_DONE[key] = result.summary()
-    return {**point, **result.summary()}
+    _FIG4_DONE[key] = summary = result.summary()
+    return {**point, **summary}
 
 
 def _compare_fig4(rows: list[Row]) -> list[Row]:
