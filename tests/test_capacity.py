@@ -67,9 +67,13 @@ def test_same_seed_gives_the_same_capacity():
 
 
 def test_trained_mlp_capacity_at_d8():
+    # near capacity, whether a trial stores its facts is close to a coin flip that float rounding decides
+    # (benchmarks/RESULTS.md), so one seed's N* moves by ±3 with any change to the computation: the band is
+    # checked on the median of the paper's five seeds
     band = BANDS["mlp_trained_alpha1"]["8"]
-    result = capacity(cap.recipe("mlp", 8, 8), seeds=(0,))
+    result = capacity(cap.recipe("mlp", 8, 8), seeds=(0, 1, 2, 3, 4))
     assert result.capacity >= band["min"], result.summary()
+    assert result.summary()["patience"] == cap.MLP_PATIENCE
 
 
 def test_fixed_outputs_use_the_balanced_map_and_count_bits_with_log2_M():
@@ -127,3 +131,19 @@ def test_a_huge_learning_rate_is_an_error_even_though_n_1_is_trivially_stored():
     """With M = N = 1 any weights store the one association: N* = 1 beside diverged runs is no result."""
     with pytest.raises(TrainingError, match="nothing beyond N = 1"):
         capacity(cap.recipe("linear", 4, lrs=(1e38,), n_steps=64), seeds=(0,))
+
+
+def test_mlp_search_runs_on_the_work_queue_and_keeps_the_search_contract():
+    """Trained MLP memories search on a queue of runs; the bracket contract is the lockstep search's."""
+    spec = cap.recipe("mlp", 4, 4, n_steps=2048)
+    a = capacity(spec, seeds=(0, 1, 2))
+    for seed, n_star in zip(a.seeds, a.capacity_per_seed, strict=True):
+        tested = [(t.N, t.stored) for t in a.trials if t.seed == seed]
+        assert (n_star, True) in tested
+        hi = min(N for N, stored in tested if not stored)
+        assert hi > n_star and (hi - n_star <= 1 or hi / n_star <= 1.01)
+        assert len({N for N, _ in tested}) == len(tested)  # no (seed, N) is trained twice
+    assert all(t.lr in spec.lrs for t in a.trials)
+    b = capacity(spec, seeds=(0, 1, 2))
+    assert b.capacity_per_seed == a.capacity_per_seed
+    assert [t.accuracy for t in b.trials] == [t.accuracy for t in a.trials]

@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 
 from factrecall.capacity import memory_data, memory_problem
-from factrecall.engine import Problem, Settings, cross_entropy, make_optimizer, train, train_many
+from factrecall.engine import (
+    Problem,
+    Settings,
+    advance_runs,
+    cross_entropy,
+    make_optimizer,
+    start_runs,
+    train,
+    train_many,
+)
 from factrecall.errors import ConfigError
 from factrecall.memories import linear_memory
 
@@ -112,6 +121,52 @@ def test_cosine_schedule_accepts_a_traced_learning_rate():
     settings = Settings(100, 10, schedule="cosine", warmup=10)
     opt = jax.jit(lambda lr: make_optimizer(settings, lr).init({"w": jnp.ones(2)}))
     assert opt(jnp.asarray(0.1)) is not None
+
+
+def _plateau(accuracy):
+    return Problem(
+        lambda params, data, key: jnp.sum(params["w"] ** 2),
+        lambda params, data: {"accuracy": jnp.asarray(accuracy)},
+    )
+
+
+@pytest.mark.parametrize(("accuracy", "stops"), [(0.5, True), (0.985, False)])
+def test_patience_of_runs_spares_those_close_to_the_criterion(accuracy, stops):
+    settings = Settings(1000, 10, 0.99, patience=50)
+    keys = jax.random.split(jax.random.key(0), 1)
+    runs = start_runs(settings, {"w": jnp.ones((1, 2))}, jnp.asarray([0.1]))
+    runs = advance_runs(_plateau(accuracy), settings, runs, jnp.zeros((1, 1)), [0.1], keys, 1000, [0.98])
+    assert (int(runs.step[0]) <= 70) == stops and not bool(runs.active[0])
+
+
+def test_runs_advanced_in_spans_take_the_steps_train_takes():
+    """The work-queue API (start_runs / advance_runs) runs the same chunks as train, run by run."""
+    mem, params, data, keys = _batch(2, N=24, d=8)
+    settings = Settings(1024, 32, 0.99)
+    lrs = jnp.asarray([0.03, 0.3])
+    problem = memory_problem(mem)
+    ref = [
+        train(
+            problem,
+            settings,
+            jax.tree_util.tree_map(lambda x: x[i], params),
+            jax.tree_util.tree_map(lambda x: x[i], data),
+            lrs[i : i + 1],
+            keys[i],
+        )
+        for i in range(2)
+    ]
+    runs = start_runs(settings, params, lrs)
+    spans = 0
+    while bool(jnp.any(runs.active)):
+        runs = advance_runs(problem, settings, runs, data, lrs, keys, 96)  # rounded up to whole chunks
+        spans += 1
+        assert int(runs.step.max()) <= 128 * spans
+    for i in range(2):
+        assert int(runs.step[i]) == int(ref[i].steps[0])
+        assert float(runs.best[i]) == pytest.approx(float(ref[i].best_metric[0]), abs=1e-6)
+        assert bool(runs.best[i] >= 0.99) == bool(ref[i].reached[0])
+    assert spans > 1
 
 
 @pytest.mark.parametrize(

@@ -1,13 +1,23 @@
 """Storage capacity: the largest number of associations N a memory stores at a criterion.
 
 The search (SPEC §1.4) brackets N* from a lower bound that is actually tested, then bisects (geometric
-midpoints) until hi/lo ≤ 1 + ``rel_precision`` or hi − lo ≤ 1. All seeds advance together: each round, every
-unfinished seed proposes one N, and all (seed, N, learning rate) runs of the round are padded to one shape
-and trained as a single compiled program (:func:`factrecall.engine.train_many`). Every trial draws fresh
-embeddings from ``fold_in(key(seed), N)``, so a trial's numbers depend only on (seed, N, lr).
+midpoints) until hi/lo ≤ 1 + ``rel_precision`` or hi − lo ≤ 1. A trained memory stores N when *some*
+learning rate of the grid reaches the criterion; the winning rate is recorded. Constructions (no training)
+go through the same search and the same evaluator. Every trial draws fresh embeddings from the seed tuple
+(seed, N) and its initial weights from ``fold_in(key(seed), N)``.
 
-A trained memory stores N when *some* learning rate of the grid reaches the criterion; the winning rate is
-recorded. Constructions (no training) go through the same search and the same evaluator.
+Two schedules run the trials, with the same brackets and the same result:
+
+* lockstep rounds (linear memories, constructions): each round, every unfinished seed proposes one N and
+  all (seed, N, learning rate) runs of the round are padded to one shape and trained as a single compiled
+  program (:func:`factrecall.engine.train_many`); a round lasts as long as its slowest trial.
+* a work queue of runs (trained MLP memories, whose failing trials cost 32,768 steps): each seed searches
+  on its own and its trial's runs wait for a slot; between spans of steps
+  (:func:`factrecall.engine.advance_runs`) stopped runs free their slots for the next ones, so a seed whose
+  trial succeeded early moves on while another seed's trial is still failing (:class:`_RunQueue`).
+
+Either way a trial's numbers depend on (seed, N, learning rate) and on the size its problem was padded to
+(which the schedule fixes, deterministically: the same spec and seeds give the same numbers on a device).
 
 Paper: §3 (Figures 1 and 6), SPEC §1.2–1.4.
 """
@@ -33,10 +43,20 @@ from factrecall.constructions import (
     construct_mlp_random_features,
 )
 from factrecall.embeddings import GEOMETRIES, table
-from factrecall.engine import OPTIMIZERS, Problem, Settings, compile_seconds, cross_entropy, train_many
+from factrecall.engine import (
+    OPTIMIZERS,
+    Problem,
+    Runs,
+    Settings,
+    advance_runs,
+    compile_seconds,
+    cross_entropy,
+    start_runs,
+    train_many,
+)
 from factrecall.errors import TrainingError, check
 from factrecall.memories import MemoryData, linear_memory, logits, memory_accuracy, mlp_memory
-from factrecall.search import FIRST_STEP, Trial, search_largest
+from factrecall.search import FIRST_STEP, Bracket, Trial, search_largest
 from factrecall.task import TARGET_KINDS, output_mask, targets, zipf_weights
 
 MODELS = ("linear", "mlp")
@@ -50,6 +70,15 @@ MLP_LRS: tuple[float, ...] = (0.03, 0.1, 0.3)
 MLP_STEPS = 32768
 MLP_SCHEDULE = "cosine"
 MLP_WARMUP = 256
+# A run stuck for 5120 steps more than 0.01 (and more than two facts) below the criterion stops, freeing
+# its slot for the next run. On 108 runs near capacity (d = 16 and 22, benchmarks/RESULTS.md) no run that
+# later stored its facts had stalled below that line for more than 2560 steps; runs a fact or two short
+# often stall for longer (up to 15,872 steps) and then succeed, so they keep the whole budget.
+MLP_PATIENCE = 5120
+MLP_PATIENCE_MARGIN = 0.01
+# The MLP guess is within a few % of N* (its constant is fitted to our measurements), so the search's first
+# move from it is small: a failing trial costs the whole budget however far above N* it is.
+MLP_FIRST_STEP = 1.03
 METHODS = {"linear": ("trained", "hebbian"), "mlp": ("trained", "construction")}
 
 
@@ -75,7 +104,10 @@ class MemorySpec(NamedTuple):
         optimizer: optax optimizer name.
         schedule: ``constant`` or ``cosine`` (warm-up then cosine decay to 0 at ``n_steps``).
         warmup: warm-up steps of the cosine schedule.
-        patience: stop a trial whose best accuracy has not improved for this many steps (``None``: never).
+        patience: stop a run whose best accuracy has not improved for this many steps (``None``: never).
+            MLP searches stop each learning rate's run on its own; the others stop a trial's runs together.
+        patience_margin: (MLP) patience stops only runs whose best accuracy is below the criterion by more
+            than this and by more than two facts (2/N); ``None``: any run.
     """
 
     model: str
@@ -97,13 +129,15 @@ class MemorySpec(NamedTuple):
     schedule: str = "constant"
     warmup: int = 0
     patience: int | None = None
+    patience_margin: float | None = None
 
 
 def recipe(model: str, d: int, m: int | None = None, **overrides: Any) -> MemorySpec:
     """A :class:`MemorySpec` with the project's default training recipe for ``model``, then ``overrides``.
 
     Linear: Adam, 4096 steps, grid {0.1, 1, 10}, accuracy every 64 steps. MLP: Adam with warm-up and cosine
-    decay over 32768 steps, grid {0.03, 0.1, 0.3}, accuracy every 128 steps. ``None`` overrides are ignored.
+    decay over 32768 steps, grid {0.03, 0.1, 0.3}, accuracy every 128 steps, and a run stuck well below the
+    criterion for 5120 steps stops (``patience``). ``None`` overrides are ignored.
 
     >>> recipe("mlp", 8, 8).schedule
     'cosine'
@@ -112,7 +146,15 @@ def recipe(model: str, d: int, m: int | None = None, **overrides: Any) -> Memory
     if model == "linear":
         base.update(lrs=LINEAR_LRS, n_steps=LINEAR_STEPS, eval_every=64)
     else:
-        base.update(lrs=MLP_LRS, n_steps=MLP_STEPS, eval_every=128, schedule=MLP_SCHEDULE, warmup=MLP_WARMUP)
+        base.update(
+            lrs=MLP_LRS,
+            n_steps=MLP_STEPS,
+            eval_every=128,
+            schedule=MLP_SCHEDULE,
+            warmup=MLP_WARMUP,
+            patience=MLP_PATIENCE,
+            patience_margin=MLP_PATIENCE_MARGIN,
+        )
     base.update({k: v for k, v in overrides.items() if v is not None})
     if base.get("M") is not None and base.get("target", "bijection") == "bijection":
         base["target"] = "balanced"
@@ -373,6 +415,189 @@ class _ShapePlanner:
         self.compiled.add(shape)
 
 
+def _trial(spec: MemorySpec, seed: int, N: int, results: dict[int, tuple[float, bool, int]]) -> Trial:
+    """The :class:`Trial` of (seed, N) from its finished runs: lr index → (best metric, diverged, steps)."""
+    finite = {j: r for j, r in results.items() if math.isfinite(r[0])}
+    diverged = sum(r[1] for r in results.values())
+    if not finite:  # every finished run diverged before its first evaluation
+        return Trial(seed, N, False, float("nan"), None, diverged, max(r[2] for r in results.values()))
+    j = max(sorted(finite), key=lambda k: finite[k][0])  # the first in grid order among the best
+    best = finite[j][0]
+    return Trial(seed, N, best >= spec.criterion, best, spec.lrs[j], diverged, finite[j][2])
+
+
+def _stall_below(spec: MemorySpec, N: int) -> float:
+    """Patience stops a run only below this accuracy: more than the margin and two facts short."""
+    if spec.patience_margin is None:
+        return math.inf
+    return spec.criterion - max(spec.patience_margin, 2.0 / N)
+
+
+class _RunQueue:
+    """A capacity search whose runs share a fixed number of slots, refilled as runs stop (a work queue).
+
+    Each seed searches on its own (:class:`~factrecall.search.Bracket`): its trial at N queues one run per
+    learning rate; a trial is decided as soon as one run reaches the criterion (its other runs are dropped,
+    queued or running) or when all its runs have stopped. Between spans of ``span`` steps
+    (:func:`~factrecall.engine.advance_runs`), stopped runs leave their slots and queued runs take them, so
+    the batch stays full: a seed whose trial succeeded early starts its next trial while another seed's
+    failing trial is still running, and no slot is spent on padding rows or on repeating a round's
+    slowest trial. Every slot's problem is padded to one size (the bucket of the largest N running).
+
+    Nothing depends on timing: the schedule, and so every number, is a function of the spec, the seeds and
+    the device count.
+    """
+
+    def __init__(self, spec: MemorySpec, n_slots: int, span: int):
+        self.spec, self.K, self.span = spec, n_slots, span
+        self.model = memory_model(spec)
+        self.problem = memory_problem(self.model, spec.top_k)
+        self.settings = _settings(spec)
+        self.slots: list[tuple[int, int, int] | None] = [None] * n_slots
+        self.queue: list[tuple[int, int, int]] = []
+        self.host: Runs | None = None
+        self.n_pad = 0
+
+    def _data(self, seed: int, N: int) -> MemoryData:
+        spec = self.spec
+        M = N if spec.M is None else spec.M
+        m_pad = self.n_pad if spec.M is None else spec.M
+        return memory_data(
+            self.n_pad,
+            m_pad,
+            N,
+            M,
+            spec.d,
+            key=(seed, N),
+            target=spec.target,
+            alpha=spec.alpha,
+            geometry=spec.geometry,
+            beta=spec.beta,
+        )
+
+    def _place(self) -> None:
+        """Compact the slots when at most half are needed, take queued runs, and size the padding."""
+        busy = [x for x in self.slots if x is not None]
+        n_dev = jax.device_count()
+        need = n_dev * max(1, math.ceil((len(busy) + len(self.queue)) / n_dev))
+        if need <= self.K // 2:
+            keep = [i for i, x in enumerate(self.slots) if x is not None]
+            if not keep:
+                self.host = None
+            elif self.host is not None:
+                self.host = jax.tree_util.tree_map(
+                    lambda a: a[keep + [keep[0]] * (need - len(keep))], self.host
+                )
+            self.K, self.slots = need, busy + [None] * (need - len(busy))
+        fresh = []
+        for i in range(self.K):
+            if self.slots[i] is None and self.queue:
+                self.slots[i] = self.queue.pop(0)
+                fresh.append(i)
+        top = _bucket(max(x[1] for x in self.slots if x is not None))
+        if self.spec.geometry in ("orthogonal", "onehot"):
+            top = min(top, self.spec.d)
+        if top > self.n_pad or top < 0.85 * self.n_pad:  # hysteresis: a shape change recompiles
+            self.n_pad = top
+        if fresh:
+            self._start(fresh)
+        for i, x in enumerate(self.slots):
+            if x is None:
+                self.host.active[i] = False
+
+    def _start(self, idx: list[int]) -> None:
+        """Fresh state for the runs just placed in slots ``idx`` (initial weights as :func:`_prepare`)."""
+        params = []
+        for i in idx:
+            seed, N, _ = self.slots[i]
+            key = jax.random.fold_in(jax.random.key(seed), N)
+            params.append(self.model.init(jax.random.fold_in(key, 1)))
+        params = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *params)
+        lrs = jnp.asarray([self.spec.lrs[self.slots[i][2]] for i in idx])
+        new = jax.tree_util.tree_map(np.array, jax.device_get(start_runs(self.settings, params, lrs)))
+        if self.host is None:  # every slot starts as a copy of the first new run
+            self.host = jax.tree_util.tree_map(lambda a: np.repeat(a[:1], self.K, axis=0), new)
+
+        def put(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            a[idx] = b
+            return a
+
+        self.host = jax.tree_util.tree_map(put, self.host, new)
+
+    def advance(self) -> list[tuple[tuple[int, int, int], tuple[float, bool, int]]]:
+        """Run one span; return each run that stopped, with (best metric, diverged, steps)."""
+        self._place()
+        rows = [x if x is not None else next(y for y in self.slots if y is not None) for x in self.slots]
+        data = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *[self._data(s, N) for s, N, _ in rows])
+        keys = jnp.stack([jax.random.fold_in(jax.random.key(s), N) for s, N, _ in rows])
+        lrs = jnp.asarray([self.spec.lrs[j] for _, _, j in rows])
+        below = [_stall_below(self.spec, N) for _, N, _ in rows]
+        runs = advance_runs(self.problem, self.settings, self.host, data, lrs, keys, self.span, below)
+        self.host = jax.tree_util.tree_map(np.array, jax.device_get(runs))
+        stopped = []
+        for i, x in enumerate(self.slots):
+            if x is not None and not self.host.active[i]:
+                h = self.host
+                stopped.append((x, (float(h.best[i]), bool(h.diverged[i]), int(h.step[i]))))
+                self.slots[i] = None
+        return stopped
+
+    def drop(self, seed: int) -> None:
+        """Forget the queued and running runs of ``seed``'s current trial (it is decided)."""
+        self.queue = [x for x in self.queue if x[0] != seed]
+        self.slots = [None if x is not None and x[0] == seed else x for x in self.slots]
+
+
+def _search_queued(
+    spec: MemorySpec,
+    seeds: Sequence[int],
+    guess: int,
+    *,
+    n_max: int,
+    rel_precision: float,
+    first_step: float,
+    on_round: Callable[[int, int, str], None] | None,
+    n_slots: int | None = None,
+) -> tuple[tuple[int, ...], bool, tuple[Trial, ...]]:
+    """:func:`~factrecall.search.search_largest` on a work queue of runs (see :class:`_RunQueue`).
+
+    Same brackets, same stopping rule, same result types; a trial is one (seed, N) over the lr grid.
+    """
+    L = len(spec.lrs)
+    n_dev = jax.device_count()
+    K = n_slots or n_dev * math.ceil(len(seeds) * L / n_dev)
+    runner = _RunQueue(spec, K, 8 * spec.eval_every)
+    brackets = {s: Bracket(guess, n_max, rel_precision, first_step) for s in seeds}
+    current: dict[int, tuple[int, dict[int, tuple[float, bool, int]]]] = {}
+    trials: list[Trial] = []
+    while True:
+        for s in seeds:
+            if s not in current and not brackets[s].done:
+                N = brackets[s].next
+                current[s] = (N, {})
+                runner.queue.extend((s, N, j) for j in range(L))
+        if not current:
+            break
+        for (s, _, j), result in runner.advance():
+            current[s][1][j] = result
+        for s in [s for s in seeds if s in current]:
+            N, results = current[s]
+            if len(results) < L and not any(r[0] >= spec.criterion for r in results.values()):
+                continue
+            runner.drop(s)
+            trial = _trial(spec, s, N, results)
+            trials.append(trial)
+            brackets[s].update(N, trial.stored)
+            del current[s]
+            if on_round is not None:
+                left = sum(b.rounds_left() for b in brackets.values())
+                status = ", ".join(f"seed {k}: [{b.lo}, {b.hi}]" for k, b in brackets.items())
+                on_round(len(trials), len(trials) + left, status)
+    per_seed = tuple(brackets[s].lo or 0 for s in seeds)
+    capped = any(b.lo is not None and b.hi is None for b in brackets.values())
+    return per_seed, capped, tuple(trials)
+
+
 class CapacityResult(NamedTuple):
     """Capacity of a memory over seeds, with what was counted and how it was found."""
 
@@ -436,6 +661,7 @@ class CapacityResult(NamedTuple):
                 lr_per_seed=self.winning_lrs(),
                 n_steps=spec.n_steps,
                 optimizer=spec.optimizer,
+                patience=spec.patience,
             )
         return out
 
@@ -457,8 +683,8 @@ def default_guess(spec: MemorySpec) -> int:
         guess = params / 2 / 1.2
     elif spec.method == "construction":
         guess = bounds.solve_n_log_n(params / 8)
-    else:
-        guess = bounds.solve_n_log_n(params / 2 / 0.35)
+    else:  # ours: m·d ≈ 0.30·N ln N (0.28–0.38 over Figure 1's quick grid, α = 1…8); the paper's guide 0.35
+        guess = bounds.solve_n_log_n(params / 2 / 0.30)
     return max(2, int(guess))
 
 
@@ -502,14 +728,25 @@ def capacity(
         planner.record(shape, time.perf_counter() - t0, compile_seconds() - c0)
         return trials
 
-    per_seed, capped, trials = search_largest(
-        run_round,
-        seeds,
-        guess or default_guess(spec),
-        n_max=n_max,
-        rel_precision=rel_precision,
-        on_round=on_round,
-    )
+    if spec.method == "trained" and spec.model == "mlp":
+        per_seed, capped, trials = _search_queued(
+            spec,
+            seeds,
+            guess or default_guess(spec),
+            n_max=n_max,
+            rel_precision=rel_precision,
+            first_step=MLP_FIRST_STEP,
+            on_round=on_round,
+        )
+    else:
+        per_seed, capped, trials = search_largest(
+            run_round,
+            seeds,
+            guess or default_guess(spec),
+            n_max=n_max,
+            rel_precision=rel_precision,
+            on_round=on_round,
+        )
     params, extra = param_count(spec)
     for seed, n_star in zip(seeds, per_seed, strict=True):
         # N = 1 with M = N is stored by any weights (one output): it does not count as a success

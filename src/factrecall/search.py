@@ -31,19 +31,20 @@ class Trial(NamedTuple):
 FIRST_STEP = 1.15  # the first move away from the guess (then squared at each further move)
 
 
-class _Bracket:
+class Bracket:
     """Search state of one seed: the largest stored N tested (lo) and the smallest failing N tested (hi).
 
-    Until both ends are known, N moves away from the guess by factors 1.15, 1.15², 1.15⁴, … (small first
-    steps, since the guess is usually close); then it bisects geometrically.
+    Until both ends are known, N moves away from the guess by factors s, s², s⁴, … (s = ``first_step``,
+    default 1.15: small first steps, since the guess is usually close); then it bisects geometrically.
+    ``next`` is the N to test (0 once done); ``update`` records a tested N.
     """
 
-    def __init__(self, guess: int, n_max: int, rel_precision: float):
+    def __init__(self, guess: int, n_max: int, rel_precision: float, first_step: float = FIRST_STEP):
         self.lo: int | None = None
         self.hi: int | None = None
         self.next = max(1, min(guess, n_max))
         self.n_max, self.rel = n_max, rel_precision
-        self.step = FIRST_STEP
+        self.step = first_step
 
     def update(self, N: int, stored: bool) -> None:
         if stored:
@@ -88,13 +89,13 @@ def _bracket_all(
     on_round: Callable[[int, int, str], None] | None,
     ends: str,
     on_stored: bool,
-) -> tuple[dict[int, _Bracket], list[Trial]]:
+) -> tuple[dict[int, Bracket], list[Trial]]:
     """Rounds until every seed's bracket is done; a bracket's "yes" is ``t.stored == on_stored`` (``ends``:
     the bracket's delimiters in the progress line)."""
     check(len(seeds) >= 1, "need at least one seed")
     check(rel_precision > 0, f"rel_precision must be > 0, got {rel_precision}")
     check(n_max >= 1, f"n_max must be ≥ 1, got {n_max}")
-    brackets = {s: _Bracket(guess, n_max, rel_precision) for s in seeds}
+    brackets = {s: Bracket(guess, n_max, rel_precision) for s in seeds}
     trials: list[Trial] = []
     rounds = 0
     while active := [s for s in seeds if not brackets[s].done]:
