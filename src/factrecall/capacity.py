@@ -457,8 +457,15 @@ class _RunQueue:
         self.queue: list[tuple[int, int, int]] = []
         self.host: Runs | None = None
         self.n_pad = 0
+        self._cache: dict[tuple[int, int, int], MemoryData] = {}
 
     def _data(self, seed: int, N: int) -> MemoryData:
+        if (seed, N, self.n_pad) not in self._cache:
+            self._cache = {k: v for k, v in self._cache.items() if k[2] == self.n_pad}
+            self._cache[seed, N, self.n_pad] = self._draw(seed, N)
+        return self._cache[seed, N, self.n_pad]
+
+    def _draw(self, seed: int, N: int) -> MemoryData:
         spec = self.spec
         M = N if spec.M is None else spec.M
         m_pad = self.n_pad if spec.M is None else spec.M
