@@ -686,8 +686,8 @@ def default_guess(spec: MemorySpec) -> int:
         guess = bounds.solve_n_log_n(params / 8)
     elif spec.model == "linear":
         guess = bounds.solve_n_log_n(params / 1.1)
-    elif spec.M is not None:
-        guess = params / 2 / 1.2
+    elif spec.M is not None:  # ours: m·d ≈ 1.05·N (Figure 6, quick); the paper's guide 1.2
+        guess = params / 2 / 1.05
     elif spec.method == "construction":
         guess = bounds.solve_n_log_n(params / 8)
     else:  # ours: m·d ≈ 0.30·N ln N (0.28–0.38 over Figure 1's quick grid, α = 1…8); the paper's guide 0.35
