@@ -261,6 +261,29 @@ def _bucket(n: int) -> int:
     return step * math.ceil(n / step)
 
 
+def _trial_data(spec: MemorySpec, n_pad: int, seed: int, N: int) -> MemoryData:
+    """The problem of trial (seed, N), padded to ``n_pad`` rows (drawn on the host from (seed, N))."""
+    M = N if spec.M is None else spec.M
+    m_pad = n_pad if spec.M is None else spec.M
+    return memory_data(
+        n_pad,
+        m_pad,
+        N,
+        M,
+        spec.d,
+        key=(seed, N),
+        target=spec.target,
+        alpha=spec.alpha,
+        geometry=spec.geometry,
+        beta=spec.beta,
+    )
+
+
+def _trial_key(seed: int, N: int) -> Key:
+    """The JAX key of trial (seed, N): its ``fold_in(·, 1)`` draws the initial weights."""
+    return jax.random.fold_in(jax.random.key(seed), N)
+
+
 def _prepare(
     spec: MemorySpec, n_pad: int, seeds: Sequence[int], Ns: Sequence[int]
 ) -> tuple[MemoryData, Params, Key]:
@@ -270,26 +293,11 @@ def _prepare(
     the same numbers on every device. Initial weights come from the JAX key ``fold_in(key(seed), N)``
     (its ``fold_in(·, 1)``), whose shapes do not depend on N.
     """
-    m_pad = n_pad if spec.M is None else spec.M
     model = memory_model(spec)
     rows, params, keys = [], [], []
     for seed, N in zip(seeds, Ns, strict=True):
-        M = N if spec.M is None else spec.M
-        rows.append(
-            memory_data(
-                n_pad,
-                m_pad,
-                N,
-                M,
-                spec.d,
-                key=(seed, N),
-                target=spec.target,
-                alpha=spec.alpha,
-                geometry=spec.geometry,
-                beta=spec.beta,
-            )
-        )
-        keys.append(jax.random.fold_in(jax.random.key(seed), N))
+        rows.append(_trial_data(spec, n_pad, seed, N))
+        keys.append(_trial_key(seed, N))
         params.append(model.init(jax.random.fold_in(keys[-1], 1)))
     stack = lambda *xs: jnp.stack(xs)  # noqa: E731
     return jax.tree_util.tree_map(stack, *rows), jax.tree_util.tree_map(stack, *params), jnp.stack(keys)
@@ -462,25 +470,8 @@ class _RunQueue:
     def _data(self, seed: int, N: int) -> MemoryData:
         if (seed, N, self.n_pad) not in self._cache:
             self._cache = {k: v for k, v in self._cache.items() if k[2] == self.n_pad}
-            self._cache[seed, N, self.n_pad] = self._draw(seed, N)
+            self._cache[seed, N, self.n_pad] = _trial_data(self.spec, self.n_pad, seed, N)
         return self._cache[seed, N, self.n_pad]
-
-    def _draw(self, seed: int, N: int) -> MemoryData:
-        spec = self.spec
-        M = N if spec.M is None else spec.M
-        m_pad = self.n_pad if spec.M is None else spec.M
-        return memory_data(
-            self.n_pad,
-            m_pad,
-            N,
-            M,
-            spec.d,
-            key=(seed, N),
-            target=spec.target,
-            alpha=spec.alpha,
-            geometry=spec.geometry,
-            beta=spec.beta,
-        )
 
     def _place(self) -> None:
         """Compact the slots when at most half are needed, take queued runs, and size the padding."""
@@ -514,11 +505,7 @@ class _RunQueue:
 
     def _start(self, idx: list[int]) -> None:
         """Fresh state for the runs just placed in slots ``idx`` (initial weights as :func:`_prepare`)."""
-        params = []
-        for i in idx:
-            seed, N, _ = self.slots[i]
-            key = jax.random.fold_in(jax.random.key(seed), N)
-            params.append(self.model.init(jax.random.fold_in(key, 1)))
+        params = [self.model.init(jax.random.fold_in(_trial_key(*self.slots[i][:2]), 1)) for i in idx]
         params = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *params)
         lrs = jnp.asarray([self.spec.lrs[self.slots[i][2]] for i in idx])
         new = jax.tree_util.tree_map(np.array, jax.device_get(start_runs(self.settings, params, lrs)))
@@ -536,7 +523,7 @@ class _RunQueue:
         self._place()
         rows = [x if x is not None else next(y for y in self.slots if y is not None) for x in self.slots]
         data = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *[self._data(s, N) for s, N, _ in rows])
-        keys = jnp.stack([jax.random.fold_in(jax.random.key(s), N) for s, N, _ in rows])
+        keys = jnp.stack([_trial_key(s, N) for s, N, _ in rows])
         lrs = jnp.asarray([self.spec.lrs[j] for _, _, j in rows])
         below = [_stall_below(self.spec, N) for _, N, _ in rows]
         runs = advance_runs(self.problem, self.settings, self.host, data, lrs, keys, self.span, below)
@@ -735,25 +722,13 @@ def capacity(
         planner.record(shape, time.perf_counter() - t0, compile_seconds() - c0)
         return trials
 
-    if spec.method == "trained" and spec.model == "mlp":
-        per_seed, capped, trials = _search_queued(
-            spec,
-            seeds,
-            guess or default_guess(spec),
-            n_max=n_max,
-            rel_precision=rel_precision,
-            first_step=MLP_FIRST_STEP,
-            on_round=on_round,
-        )
-    else:
-        per_seed, capped, trials = search_largest(
-            run_round,
-            seeds,
-            guess or default_guess(spec),
-            n_max=n_max,
-            rel_precision=rel_precision,
-            on_round=on_round,
-        )
+    if spec.method == "trained" and spec.model == "mlp":  # long runs: the work queue
+        search = functools.partial(_search_queued, spec, first_step=MLP_FIRST_STEP)
+    else:  # short runs or constructions: lockstep rounds, padded by the planner
+        search = functools.partial(search_largest, run_round)
+    per_seed, capped, trials = search(
+        seeds, guess or default_guess(spec), n_max=n_max, rel_precision=rel_precision, on_round=on_round
+    )
     params, extra = param_count(spec)
     for seed, n_star in zip(seeds, per_seed, strict=True):
         # N = 1 with M = N is stored by any weights (one output): it does not count as a success

@@ -138,7 +138,7 @@ FIGURES: dict[str, Figure] = {
             [r for r in rows if r["panel"] == "linear"], [r for r in rows if r["panel"] == "mlp"], stem
         ),
         _compare_fig1,
-        "quick: ≈ 2.5 min on 2 idle CPU cores; d²/(N log N) ≈ 0.93 (paper's guide 1.3), "
+        "quick: ≈ 1.5 min on 2 idle CPU cores; d²/(N log N) ≈ 0.93 (paper's guide 1.3), "
         "MLP m·d/(N log N) ≈ 0.31 (0.35), MLP exponent ≈ 0.9",
     ),
     "fig6": Figure(
@@ -148,7 +148,7 @@ FIGURES: dict[str, Figure] = {
         _run_memory,
         plots.fig6,
         _compare_fig6,
-        "quick: ≈ 1.5 min on 2 idle CPU cores; m·d / N ≈ 1.05 (paper's 1.2)",
+        "quick: ≈ 1.3 min on 2 idle CPU cores; m·d / N ≈ 1.04 (paper's 1.2)",
     ),
 }
 
