@@ -466,6 +466,7 @@ class _RunQueue:
         self.host: Runs | None = None
         self.n_pad = 0
         self._cache: dict[tuple[int, int, int], MemoryData] = {}
+        self._batch: tuple[tuple[list, int], tuple[Any, ...]] | None = None  # the last stacked slots
 
     def _data(self, seed: int, N: int) -> MemoryData:
         if (seed, N, self.n_pad) not in self._cache:
@@ -522,10 +523,13 @@ class _RunQueue:
         """Run one span; return each run that stopped, with (best metric, diverged, steps)."""
         self._place()
         rows = [x if x is not None else next(y for y in self.slots if y is not None) for x in self.slots]
-        data = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *[self._data(s, N) for s, N, _ in rows])
-        keys = jnp.stack([_trial_key(s, N) for s, N, _ in rows])
-        lrs = jnp.asarray([self.spec.lrs[j] for _, _, j in rows])
-        below = [_stall_below(self.spec, N) for _, N, _ in rows]
+        if self._batch is None or self._batch[0] != (rows, self.n_pad):  # the slots changed: restack
+            data = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *[self._data(s, N) for s, N, _ in rows])
+            keys = jnp.stack([_trial_key(s, N) for s, N, _ in rows])
+            lrs = jnp.asarray([self.spec.lrs[j] for _, _, j in rows])
+            below = jnp.asarray([_stall_below(self.spec, N) for _, N, _ in rows])
+            self._batch = ((rows, self.n_pad), (data, lrs, keys, below))
+        data, lrs, keys, below = self._batch[1]
         runs = advance_runs(self.problem, self.settings, self.host, data, lrs, keys, self.span, below)
         self.host = jax.tree_util.tree_map(np.array, jax.device_get(runs))
         stopped = []
