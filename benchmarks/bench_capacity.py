@@ -25,6 +25,7 @@ import time  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
+from _baselines import plain_bisection  # noqa: E402
 
 from factrecall.capacity import LINEAR_LRS, LINEAR_STEPS, capacity, memory_data, recipe  # noqa: E402
 from factrecall.memories import linear_memory  # noqa: E402
@@ -63,14 +64,7 @@ def naive_stored(d: int, N: int, seed: int, lr: float, criterion: float = 0.99) 
 
 def naive_capacity(d: int, seed: int) -> int:
     """Plain bisection on [d, d²] (the floor d is assumed stored, as in the paper's code)."""
-    lo, hi = d, d * d
-    while hi - lo > 1 and hi / lo > 1.01:
-        mid = (lo + hi) // 2
-        if any(naive_stored(d, mid, seed, lr) for lr in LINEAR_LRS):
-            lo = mid
-        else:
-            hi = mid
-    return lo
+    return plain_bisection(d, d * d, lambda N: any(naive_stored(d, N, seed, lr) for lr in LINEAR_LRS))
 
 
 def main() -> None:

@@ -35,6 +35,7 @@ import time  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
+from _baselines import plain_bisection  # noqa: E402
 
 from factrecall import capacity as cap  # noqa: E402
 from factrecall.provenance import device  # noqa: E402
@@ -99,14 +100,7 @@ def paper_stored(d: int, m: int, N: int, seed: int) -> bool:
 
 def paper_capacity(d: int, alpha: int, seed: int) -> int:
     """The paper's bisection on [d, α·d²]; its floor d is assumed stored (never tested)."""
-    lo, hi = d, alpha * d * d
-    while hi / lo > 1.01 and hi - lo > 1:
-        mid = (lo + hi) // 2
-        if paper_stored(d, alpha * d, mid, seed):
-            lo = mid
-        else:
-            hi = mid
-    return lo
+    return plain_bisection(d, alpha * d * d, lambda N: paper_stored(d, alpha * d, N, seed))
 
 
 def main() -> None:
