@@ -13,8 +13,8 @@ Paper's procedure (ported here, one run at a time on one device):
     [d, α·d²] (the floor d is never tested), one learning rate, stop when hi/lo ≤ 1.01 or hi − lo ≤ 1.
 Ours: factrecall.capacity with the default MLP recipe (the work queue, Adam with a cosine decay over 32,768
     steps, grid {0.03, 0.1, 0.3}, accuracy every 128 steps, patience below the criterion).
-Both draw trial (seed, N)'s embeddings from capacity._trial_data and its initial-weight key from
-capacity._trial_key, so a given (seed, N) is the same problem for both; the two bisections visit different N.
+Both draw trial (seed, N)'s embeddings from capacity.trial_data and its initial-weight key from
+capacity.trial_key, so a given (seed, N) is the same problem for both; the two bisections visit different N.
 
 Usage: python benchmarks/bench_paper_mlp.py [--d 8 11 16 22] [--seeds 9]
 Prints one table per d: N* of each seed and the medians, and the wall time of each procedure (the paper's
@@ -82,9 +82,9 @@ def _trainer(d: int, m: int, N: int):
 
 def paper_stored(d: int, m: int, N: int, seed: int) -> bool:
     """One run of the paper's recipe on trial (seed, N): its best checked accuracy reaches 0.99."""
-    data = cap._trial_data(cap.recipe("mlp", d, m), N, seed, N)
+    data = cap.trial_data(cap.recipe("mlp", d, m), N, seed, N)
     E, U = data.E, data.U
-    p = paper_init(jax.random.fold_in(cap._trial_key(seed, N), 1), d, m)
+    p = paper_init(jax.random.fold_in(cap.trial_key(seed, N), 1), d, m)
     opt, block = _trainer(d, m, N)
     s = opt.init(p)
     best = 0.0

@@ -261,8 +261,14 @@ def _bucket(n: int) -> int:
     return step * math.ceil(n / step)
 
 
-def _trial_data(spec: MemorySpec, n_pad: int, seed: int, N: int) -> MemoryData:
-    """The problem of trial (seed, N), padded to ``n_pad`` rows (drawn on the host from (seed, N))."""
+def trial_data(spec: MemorySpec, n_pad: int, seed: int, N: int) -> MemoryData:
+    """The problem of trial (seed, N), padded to ``n_pad`` rows (drawn on the host from (seed, N)).
+
+    Every search draws trial (seed, N) from here, so any procedure can be run on the same problem.
+
+    >>> trial_data(recipe("mlp", 8, 8), 48, 0, 40).E.shape
+    (48, 8)
+    """
     M = N if spec.M is None else spec.M
     m_pad = n_pad if spec.M is None else spec.M
     return memory_data(
@@ -279,7 +285,7 @@ def _trial_data(spec: MemorySpec, n_pad: int, seed: int, N: int) -> MemoryData:
     )
 
 
-def _trial_key(seed: int, N: int) -> Key:
+def trial_key(seed: int, N: int) -> Key:
     """The JAX key of trial (seed, N): its ``fold_in(·, 1)`` draws the initial weights."""
     return jax.random.fold_in(jax.random.key(seed), N)
 
@@ -296,8 +302,8 @@ def _prepare(
     model = memory_model(spec)
     rows, params, keys = [], [], []
     for seed, N in zip(seeds, Ns, strict=True):
-        rows.append(_trial_data(spec, n_pad, seed, N))
-        keys.append(_trial_key(seed, N))
+        rows.append(trial_data(spec, n_pad, seed, N))
+        keys.append(trial_key(seed, N))
         params.append(model.init(jax.random.fold_in(keys[-1], 1)))
     stack = lambda *xs: jnp.stack(xs)  # noqa: E731
     return jax.tree_util.tree_map(stack, *rows), jax.tree_util.tree_map(stack, *params), jnp.stack(keys)
@@ -471,7 +477,7 @@ class _RunQueue:
     def _data(self, seed: int, N: int) -> MemoryData:
         if (seed, N, self.n_pad) not in self._cache:
             self._cache = {k: v for k, v in self._cache.items() if k[2] == self.n_pad}
-            self._cache[seed, N, self.n_pad] = _trial_data(self.spec, self.n_pad, seed, N)
+            self._cache[seed, N, self.n_pad] = trial_data(self.spec, self.n_pad, seed, N)
         return self._cache[seed, N, self.n_pad]
 
     def _place(self) -> None:
@@ -506,7 +512,7 @@ class _RunQueue:
 
     def _start(self, idx: list[int]) -> None:
         """Fresh state for the runs just placed in slots ``idx`` (initial weights as :func:`_prepare`)."""
-        params = [self.model.init(jax.random.fold_in(_trial_key(*self.slots[i][:2]), 1)) for i in idx]
+        params = [self.model.init(jax.random.fold_in(trial_key(*self.slots[i][:2]), 1)) for i in idx]
         params = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *params)
         lrs = jnp.asarray([self.spec.lrs[self.slots[i][2]] for i in idx])
         new = jax.tree_util.tree_map(np.array, jax.device_get(start_runs(self.settings, params, lrs)))
@@ -525,7 +531,7 @@ class _RunQueue:
         rows = [x if x is not None else next(y for y in self.slots if y is not None) for x in self.slots]
         if self._batch is None or self._batch[0] != (rows, self.n_pad):  # the slots changed: restack
             data = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *[self._data(s, N) for s, N, _ in rows])
-            keys = jnp.stack([_trial_key(s, N) for s, N, _ in rows])
+            keys = jnp.stack([trial_key(s, N) for s, N, _ in rows])
             lrs = jnp.asarray([self.spec.lrs[j] for _, _, j in rows])
             below = jnp.asarray([_stall_below(self.spec, N) for _, N, _ in rows])
             self._batch = ((rows, self.n_pad), (data, lrs, keys, below))
