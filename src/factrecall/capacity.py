@@ -290,6 +290,11 @@ def trial_key(seed: int, N: int) -> Key:
     return jax.random.fold_in(jax.random.key(seed), N)
 
 
+def _trial_params(model: Model, seed: int, N: int) -> Params:
+    """The initial weights of trial (seed, N), drawn from ``fold_in(trial_key(seed, N), 1)``."""
+    return model.init(jax.random.fold_in(trial_key(seed, N), 1))
+
+
 def _prepare(
     spec: MemorySpec, n_pad: int, seeds: Sequence[int], Ns: Sequence[int]
 ) -> tuple[MemoryData, Params, Key]:
@@ -304,7 +309,7 @@ def _prepare(
     for seed, N in zip(seeds, Ns, strict=True):
         rows.append(trial_data(spec, n_pad, seed, N))
         keys.append(trial_key(seed, N))
-        params.append(model.init(jax.random.fold_in(keys[-1], 1)))
+        params.append(_trial_params(model, seed, N))
     stack = lambda *xs: jnp.stack(xs)  # noqa: E731
     return jax.tree_util.tree_map(stack, *rows), jax.tree_util.tree_map(stack, *params), jnp.stack(keys)
 
@@ -511,8 +516,8 @@ class _RunQueue:
                 self.host.active[i] = False
 
     def _start(self, idx: list[int]) -> None:
-        """Fresh state for the runs just placed in slots ``idx`` (initial weights as :func:`_prepare`)."""
-        params = [self.model.init(jax.random.fold_in(trial_key(*self.slots[i][:2]), 1)) for i in idx]
+        """Fresh state for the runs just placed in slots ``idx``."""
+        params = [_trial_params(self.model, *self.slots[i][:2]) for i in idx]
         params = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *params)
         lrs = jnp.asarray([self.spec.lrs[self.slots[i][2]] for i in idx])
         new = jax.tree_util.tree_map(np.array, jax.device_get(start_runs(self.settings, params, lrs)))
