@@ -1,6 +1,7 @@
 """Benchmark: the Figure 5 trajectory, ours vs a naive loop, side by side in one run.
 
-Ours: factrecall.dynamics.trajectory (sequences as token counts, sampled inside a compiled lax.scan of 64
+Ours: factrecall.dynamics.trajectory.trajectory (sequences as token counts, sampled inside a compiled
+lax.scan of 64
 gradient steps followed by an evaluation on the fixed 2^14-sequence test set; one host sync per 16
 evaluations).
 
@@ -26,9 +27,9 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from factrecall.dynamics import DynamicsSpec, trajectory  # noqa: E402
-from factrecall.engine import compile_seconds  # noqa: E402
-from factrecall.provenance import device  # noqa: E402
+from factrecall.core.engine import compile_seconds  # noqa: E402
+from factrecall.core.provenance import device  # noqa: E402
+from factrecall.dynamics.trajectory import DynamicsSpec, trajectory  # noqa: E402
 
 
 def naive_tokens(rng: np.random.Generator, B: int, S: int, R: int, n_noise: int, T: int) -> tuple:

@@ -1,6 +1,6 @@
 """Benchmark: the MLP-memory capacity search on its work queue vs the lockstep rounds it replaced.
 
-Ours: factrecall.capacity.capacity for a trained MLP memory — each seed brackets on its own, its runs
+Ours: factrecall.memories.capacity.capacity for a trained MLP memory — each seed brackets on its own, its runs
 (seed, N, learning rate) share 3·seeds slots that are refilled as runs stop (engine.advance_runs), a run
 stuck well below the criterion stops after 5120 steps without a gain, the guess uses our measured
 m·d ≈ 0.30·N ln N and the first move is ×1.03.
@@ -28,9 +28,9 @@ import statistics  # noqa: E402
 import time  # noqa: E402
 
 from factrecall import bounds  # noqa: E402
-from factrecall import capacity as cap  # noqa: E402
-from factrecall.provenance import device  # noqa: E402
-from factrecall.search import search_largest  # noqa: E402
+from factrecall.core.provenance import device  # noqa: E402
+from factrecall.core.search import search_largest  # noqa: E402
+from factrecall.memories import capacity as cap  # noqa: E402
 
 
 def lockstep(d: int, seeds: tuple[int, ...]) -> tuple[tuple[int, ...], int, float]:

@@ -11,7 +11,8 @@ Paper's procedure (ported here, one run at a time on one device):
     Adam, constant learning rate 3e-2, 2^15 steps, accuracy checked every 256 steps, the run stops as soon as
     the accuracy exceeds 0.99 and its result is its best checked accuracy; plain bisection of N on
     [d, α·d²] (the floor d is never tested), one learning rate, stop when hi/lo ≤ 1.01 or hi − lo ≤ 1.
-Ours: factrecall.capacity with the default MLP recipe (the work queue, Adam with a cosine decay over 32,768
+Ours: factrecall.memories.capacity with the default MLP recipe (the work queue, Adam with a cosine decay
+over 32,768
     steps, grid {0.03, 0.1, 0.3}, accuracy every 128 steps, patience below the criterion).
 Both draw trial (seed, N)'s embeddings from capacity.trial_data and its initial-weight key from
 capacity.trial_key, so a given (seed, N) is the same problem for both; the two bisections visit different N.
@@ -37,8 +38,8 @@ import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
 from _baselines import plain_bisection  # noqa: E402
 
-from factrecall import capacity as cap  # noqa: E402
-from factrecall.provenance import device  # noqa: E402
+from factrecall.core.provenance import device  # noqa: E402
+from factrecall.memories import capacity as cap  # noqa: E402
 
 PAPER_LR = 3e-2
 PAPER_STEPS = 2**15

@@ -18,10 +18,10 @@ import resource  # noqa: E402
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from factrecall import transformer_capacity as tc  # noqa: E402
-from factrecall.recall import Recipe  # noqa: E402
-from factrecall.reproduce import TRADEOFF_GRID  # noqa: E402
-from factrecall.task import recall_task  # noqa: E402
+from factrecall.experiments.reproduce import TRADEOFF_GRID  # noqa: E402
+from factrecall.recall import capacity as tc  # noqa: E402
+from factrecall.recall.task import recall_task  # noqa: E402
+from factrecall.recall.training import Recipe  # noqa: E402
 
 
 def main() -> None:

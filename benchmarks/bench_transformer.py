@@ -26,9 +26,9 @@ import jax  # noqa: E402
 import optax  # noqa: E402
 
 from factrecall import recall  # noqa: E402
-from factrecall.engine import compile_seconds, cross_entropy  # noqa: E402
-from factrecall.task import facts_random, recall_task, sample  # noqa: E402
-from factrecall.transformer import TransformerConfig, forward, frozen, init  # noqa: E402
+from factrecall.core.engine import compile_seconds, cross_entropy  # noqa: E402
+from factrecall.recall.task import facts_random, recall_task, sample  # noqa: E402
+from factrecall.recall.transformer import TransformerConfig, forward, frozen, init  # noqa: E402
 
 TASK = recall_task(16, 16, 8)
 CFG = TransformerConfig(32, 4, 8, 64, TASK.vocab, TASK.n_answers)

@@ -1,45 +1,88 @@
-"""Each module imports only from lower layers (STYLE.md §3)."""
+"""The package is layered: a sub-package imports only from lower ones, a module only from lower modules.
+
+Order of the sub-packages (README "Layout"): core → memories → recall → dynamics → facts → experiments → cli.
+Inside a sub-package, :data:`MODULES` gives each module's rank; a module imports only modules of lower rank
+(same sub-package) or of lower sub-packages. Size limits (≤ 400 lines a module, an opening docstring that
+says what it owns) are checked here too.
+"""
 
 import ast
 from pathlib import Path
 
 import factrecall
 
-LAYERS = {
-    "base": 0,
-    "errors": 0,
-    "progress": 0,
-    "embeddings": 1,
-    "task": 1,
-    "bounds": 1,
-    "fits": 1,
-    "provenance": 1,
-    "memories": 2,
-    "transformer": 2,
-    "search": 1,
-    "scaling": 1.5,
-    "stages": 1,
-    "facts": 1,
-    "constructions": 3,
-    "engine": 3,
-    "capacity": 4,
-    "dynamics": 4,
-    "recall": 4,
-    "transformer_capacity": 4.5,
-    "constructed": 4.5,
-    "planner": 4.5,
-    "attribution": 4.5,
-    "queries": 4.5,
-    "config": 5,
-    "store": 5,
-    "sweeps": 5.5,
-    "plots": 6,
-    "reproduce": 7,
-    "report": 6.5,
-    "cli": 8,
+ROOT = Path(factrecall.__file__).parent
+PACKAGES = ("core", "memories", "recall", "dynamics", "facts", "experiments", "cli")
+# rank of each module inside its sub-package (a module imports only lower ranks of its own sub-package)
+MODULES = {
+    "core": {
+        "base": 0,
+        "errors": 0,
+        "devices": 0,
+        "io": 1,
+        "progress": 0,
+        "provenance": 1,
+        "bounds": 1,
+        "paper": 2,
+        "fits": 1,
+        "search": 1,
+        "engine": 2,
+        "runs": 3,
+    },
+    "memories": {
+        "targets": 0,
+        "embeddings": 0,
+        "models": 1,
+        "constructions": 2,
+        "spec": 2,
+        "trials": 3,
+        "lockstep": 4,
+        "queue": 4,
+        "capacity": 5,
+    },
+    "recall": {
+        "task": 0,
+        "transformer": 0,
+        "training": 1,
+        "constructions": 2,
+        "capacity": 2,
+        "tradeoff": 3,
+        "construction_search": 3,
+        "attribution": 2,
+        "models": 2,
+    },
+    "dynamics": {"stages": 0, "simplified": 0, "trajectory": 1},
+    "facts": {"table": 0, "scaling": 0, "planner": 1, "queries": 1},
+    "experiments": {
+        "config": 0,
+        "store": 0,
+        "plots": 0,
+        "specs": 1,
+        "sweeps": 2,
+        "report": 2,
+        "figures": 3,
+        "reproduce": 4,
+    },
+    "cli": {"common": 0},
 }
-NO_JAX = {"bounds", "fits", "plots", "errors", "progress", "config", "store", "search", "stages", "facts"}
-NO_JAX |= {"scaling"}  # issue 7: the planner's scaling laws
+NO_JAX = {
+    "core.bounds",
+    "core.paper",
+    "core.fits",
+    "core.errors",
+    "core.progress",
+    "core.io",
+    "core.devices",
+    "core.search",
+    "dynamics.stages",
+    "facts.table",
+    "facts.scaling",
+    "experiments.config",
+    "experiments.store",
+    "experiments.plots",
+    "experiments.report",
+}
+MAX_LINES = 400
 
 
 def _imports(path: Path) -> set[str]:
@@ -48,25 +91,65 @@ def _imports(path: Path) -> set[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module:
             names.add(node.module)
-            if node.module == "factrecall":
-                names |= {f"factrecall.{a.name}" for a in node.names}
+            if node.module.startswith("factrecall"):
+                names |= {f"{node.module}.{a.name}" for a in node.names}
         elif isinstance(node, ast.Import):
             names |= {a.name for a in node.names}
     return names
 
 
+def _where(path: Path) -> tuple[str, str]:
+    """(sub-package, module) of a file; figure modules count as the sub-package's ``figures`` module."""
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    if len(parts) == 3 and parts[1] == "figures":
+        return parts[0], "figures"
+    return parts[0], parts[1] if len(parts) > 1 else "__init__"
+
+
+def _rank(package: str, module: str) -> float:
+    if module == "__init__":
+        return 100  # a sub-package's __init__ may re-export its modules
+    return MODULES[package].get(module, 50)  # cli command modules sit above cli.common
+
+
+def _sources() -> list[Path]:
+    return sorted(p for p in ROOT.rglob("*.py") if p.parent != ROOT)
+
+
+def test_every_module_is_in_a_subpackage_and_has_a_rank():
+    top = sorted(p.name for p in ROOT.glob("*.py"))
+    assert top == ["__init__.py"], f"modules outside the sub-packages: {top}"
+    for path in _sources():
+        package, module = _where(path)
+        assert package in PACKAGES, f"{path}: unknown sub-package {package}"
+        if package != "cli" and module not in ("__init__",):
+            assert module in MODULES[package], f"{package}/{module}.py has no rank in tests/test_layers.py"
+
+
 def test_modules_import_only_lower_layers():
-    root = Path(factrecall.__file__).parent
-    for path in sorted(root.glob("*.py")):
-        name = path.stem
-        if name == "__init__":
-            continue
-        assert name in LAYERS, f"{name}.py has no layer in tests/test_layers.py"
+    for path in _sources():
+        package, module = _where(path)
         for imported in _imports(path):
-            if imported.startswith("factrecall."):
-                other = imported.split(".")[1]
-                assert LAYERS[other] < LAYERS[name], (
-                    f"{name} (L{LAYERS[name]}) imports {other} (L{LAYERS[other]})"
+            if not imported.startswith("factrecall."):
+                if f"{package}.{module}" in NO_JAX:
+                    assert not imported.startswith("jax"), f"{package}.{module} must not import JAX"
+                continue
+            parts = imported.split(".")
+            other_pkg = parts[1]
+            if other_pkg in ("api",) or other_pkg not in PACKAGES:
+                assert other_pkg in ("api", "use_cpu_cores", "__version__"), f"{path} imports {imported}"
+                continue
+            if len(parts) < 3 or other_pkg != package:
+                assert PACKAGES.index(other_pkg) <= PACKAGES.index(package), (
+                    f"{package}.{module} imports {imported} (sub-package {other_pkg} is above {package})"
                 )
-            if name in NO_JAX:
-                assert not imported.startswith("jax"), f"{name} must not import JAX"
+                continue
+            other = parts[2]
+            if other == module or (other == "figures" and module == "figures"):
+                continue
+            if other not in MODULES.get(package, {}) and package != "cli":
+                continue  # a name imported from the sub-package's __init__ (handled above)
+            assert _rank(package, other) < _rank(package, module), (
+                f"{package}.{module} (rank {_rank(package, module)}) imports {package}.{other} "
+                f"(rank {_rank(package, other)})"
+            )

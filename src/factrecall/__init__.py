@@ -9,26 +9,6 @@ The layers (see STYLE.md): ``base``/``errors`` → ``embeddings``/``task``/``bou
 
 __version__ = "0.1.0"
 
-import os as _os
-import sys as _sys
+from factrecall.core.devices import use_cpu_cores
 
-
-def use_cpu_cores(n: int | None = None) -> bool:
-    """Expose ``n`` CPU cores (default: all) as separate JAX CPU devices, so batches split across them.
-
-    XLA runs one CPU device's small matrix products on about one core; with one device per core,
-    :func:`factrecall.engine.train_many` shards its batch of runs and uses the whole machine (≈1.6× on two
-    cores). It only touches the CPU platform: on a GPU, JAX's default devices are unchanged. It must run
-    before JAX is imported; the CLI, the tests and the benchmarks call it first thing.
-
-    Returns:
-        Whether the setting was applied (False when JAX was already imported or XLA_FLAGS already sets it).
-    """
-    if "jax" in _sys.modules:
-        return False
-    flags = _os.environ.get("XLA_FLAGS", "")
-    if "xla_force_host_platform_device_count" in flags:
-        return False
-    count = n or len(_os.sched_getaffinity(0)) if hasattr(_os, "sched_getaffinity") else _os.cpu_count() or 1
-    _os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}".strip()
-    return True
+__all__ = ["__version__", "use_cpu_cores"]

@@ -1,0 +1,46 @@
+"""How many CPU cores this process may use, and exposing them to JAX as separate devices (no JAX here).
+
+:func:`use_cpu_cores` must run before JAX is imported; ``factrecall`` re-exports it, and the CLI, the tests,
+the benchmarks and every sweep worker call it first thing, so a point is computed with the same device count
+(and so the same numbers) wherever it runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def cpu_count() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one, else all cores).
+
+    >>> cpu_count() >= 1
+    True
+    """
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def use_cpu_cores(n: int | None = None) -> bool:
+    """Expose ``n`` CPU cores (default: :func:`cpu_count`) as separate JAX CPU devices.
+
+    XLA runs one CPU device's small matrix products on about one core; with one device per core,
+    :func:`factrecall.core.engine.train_many` shards its batch of runs and uses the whole machine (≈1.6× on
+    two cores). It only touches the CPU platform: on a GPU, JAX's default devices are unchanged.
+
+    Args:
+        n: number of CPU devices (≥ 1); ``None`` for every core this process may use.
+
+    Returns:
+        Whether the setting was applied (False when JAX was already imported or ``XLA_FLAGS`` already sets
+        the device count).
+    """
+    if "jax" in sys.modules:
+        return False
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_force_host_platform_device_count" in flags:
+        return False
+    count = n if n is not None else cpu_count()
+    os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={max(1, count)}".strip()
+    return True

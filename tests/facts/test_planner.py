@@ -1,0 +1,178 @@
+import json
+import math
+
+import jax
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from factrecall.core.errors import ConfigError
+from factrecall.facts import planner, scaling
+from factrecall.facts.scaling import FAMILIES, Family, fit, predict, predict_family, smallest_d
+from factrecall.facts.table import Row, build
+
+
+def _rows(c, beta, family="mlp-heavy", Ps=(400, 1600, 6400), noise=(1.0, 1.0, 1.0)):
+    f = FAMILIES[family]
+    spec = {"family": family, "H": f.H, "att_ratio": f.att_ratio, "mlp_ratio": f.mlp_ratio}
+    return [{**spec, "params": P, "bits": c * P**beta * e} for P, e in zip(Ps, noise, strict=True)]
+
+
+@given(st.floats(0.05, 2.0), st.floats(0.6, 1.3), st.floats(50.0, 50_000.0))
+def test_prediction_inverts_an_exact_power_law(c, beta, bits):
+    ff = fit(_rows(c, beta))["mlp-heavy"]
+    assert math.isclose(ff.c, c, rel_tol=1e-6) and math.isclose(ff.beta, beta, rel_tol=1e-6)
+    p = predict_family(ff, bits)
+    assert math.isclose(ff.c * p.params_needed**ff.beta, bits, rel_tol=1e-6)
+    d = p.shape[0]
+    fam = FAMILIES["mlp-heavy"]
+    assert p.params == fam.params(d) >= p.params_needed
+    assert d == 4 or fam.params(d - 1) < p.params_needed  # the smallest shape of the family
+    assert p.attention_params + p.mlp_params == p.params
+    lo, hi = p.band_params
+    assert lo < p.params_needed < hi and hi / p.params_needed >= scaling.MIN_BAND - 1e-9
+
+
+def test_band_widens_with_scatter_and_best_family_wins():
+    tight = fit(_rows(0.3, 1.0))["mlp-heavy"]
+    loose = fit(_rows(0.3, 1.0, noise=(1.0, 1.6, 0.7)))["mlp-heavy"]
+    assert loose.sigma > tight.sigma
+    assert loose.band(1000)[1] / loose.params_for(1000) > tight.band(1000)[1] / tight.params_for(1000)
+    both = fit(_rows(0.3, 1.0) + _rows(0.1, 1.0, family="balanced"))
+    best, all_ = predict(1000.0, both)
+    assert best.family == "mlp-heavy" and len(all_) == 2 and best.params <= all_[1].params
+    with pytest.raises(ConfigError, match="over the budget of 100"):
+        predict(1000.0, both, budget_params=100)
+
+
+def test_fit_needs_two_points_and_data_must_load(tmp_path):
+    with pytest.raises(ConfigError, match="≥ 2 measured points"):
+        fit(_rows(0.3, 1.0, Ps=(100,), noise=(1.0,)))
+    bad = tmp_path / "s.json"
+    bad.write_text("{}")
+    with pytest.raises(ConfigError, match="unreadable"):
+        scaling.load_scaling(str(bad))
+
+
+def test_shipped_scaling_data_is_ours_with_provenance():
+    data = scaling.load_scaling()
+    assert data["rows"] and all(r["bits"] == r["facts"] * 3.0 for r in data["rows"])
+    assert all({"versions", "command", "utc"} <= set(r["run"]) for r in data["rows"])
+    fits = fit(data["rows"])
+    assert set(fits) == set(FAMILIES)
+    assert all(0.5 < f.beta < 1.6 for f in fits.values())  # capacity grows with parameters
+    json.dumps(predict(1000.0, fits)[0].record())
+
+
+def test_smallest_d_inverts_the_family():
+    f = Family("x", 2, 0.5, 2.0)
+    for P in (10, 500, 5000):
+        d = smallest_d(f, P)
+        assert f.params(d) >= P and (d == 4 or f.params(d - 1) < P)
+
+
+def _fake_attempt(threshold):
+    calls = []
+
+    def attempt(family, d, task, facts, recipe, criterion, seed):
+        calls.append(d)
+        a = planner.Attempt(
+            family.shape(d), family.params(d), d >= threshold, float(d >= threshold), 0.01, 1, 0.0
+        )
+        return a, {"d": d}, None
+
+    return attempt, calls
+
+
+def test_grow_retries_larger_until_stored_and_respects_bounds(monkeypatch):
+    attempt, calls = _fake_attempt(20)
+    monkeypatch.setattr(planner, "_attempt", attempt)
+    fam = FAMILIES["balanced"]
+    attempts, params, _ = planner.grow(None, None, fam, 10, max_tries=5)
+    assert (
+        calls == sorted(set(calls)) and calls[0] == 10 and attempts[-1].stored and params == {"d": calls[-1]}
+    )
+    assert all(not a.stored for a in attempts[:-1])
+    calls.clear()
+    attempts, _, _ = planner.grow(None, None, fam, 10, max_tries=2)
+    assert len(attempts) == 2 and not attempts[-1].stored
+    calls.clear()
+    attempts, params, _ = planner.grow(None, None, fam, 10, budget_params=fam.params(12), max_tries=5)
+    assert all(a.params <= fam.params(12) for a in attempts) and not attempts[-1].stored
+
+
+@pytest.mark.parametrize("guess", [5, 13, 40])
+def test_smallest_search_finds_the_threshold(monkeypatch, guess):
+    attempt, calls = _fake_attempt(13)
+    monkeypatch.setattr(planner, "_attempt", attempt)
+    d, attempts = planner.smallest(None, None, FAMILIES["balanced"], guess, rel_precision=0.01)
+    assert d == 13 and len(attempts) == len(calls) <= 12
+
+
+def test_grow_trains_a_small_table_and_it_answers_every_fact():
+    rows = [
+        Row(s, r, a, i)
+        for i, (s, r, a) in enumerate(
+            [
+                ("France", "capital_of", "Paris"),
+                ("France", "continent_of", "Europe"),
+                ("Peru", "capital_of", "Lima"),
+                ("Peru", "continent_of", "South America"),
+                ("Japan", "capital_of", "Tokyo"),
+                ("Japan", "continent_of", "Asia"),
+                ("Chile", "capital_of", "Santiago"),
+                ("Chile", "continent_of", "South America"),
+            ]
+        )
+    ]
+    table = build(rows)
+    recipe = planner.Recipe(n_steps=1024, batch=128, eval_every=128, n_contexts=2, lrs=(1e-2,), T=6)
+    task, facts = planner.table_task(table, T=recipe.T)
+    attempts, params, cfg = planner.grow(task, facts, FAMILIES["balanced"], 8, recipe=recipe, max_tries=2)
+    assert attempts[-1].stored
+    report = planner.evaluate_table(params, cfg, table, 4, T=recipe.T, key=jax.random.key(9))
+    assert report["facts_stored"] == 1.0 and report["per_relation"] == {
+        "capital_of": 1.0,
+        "continent_of": 1.0,
+    }
+    assert report["bits_stored"] == pytest.approx(table.bits) and report["missed"] == []
+
+
+def test_scaling_figure_is_drawn(tmp_path):
+    from factrecall.experiments import plots
+
+    rows = _rows(0.3, 0.9) + _rows(0.5, 0.8, family="balanced")
+    for r in rows:
+        r["facts"] = r["bits"] / 3
+    paths = plots.planner_scaling(rows, tmp_path / "scaling")
+    assert [p.suffix for p in paths] == [".png", ".pdf"] and all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_plan_record_predicts_and_compares_with_the_smallest(monkeypatch):
+    table = build([Row(f"s{i}", "r", f"a{i % 3}", i) for i in range(9)])
+    attempt, _ = _fake_attempt(9)
+    monkeypatch.setattr(planner, "_attempt", attempt)
+    record, model = planner.plan(table, search_smallest=True)
+    assert model is None and record["bits"] == pytest.approx(9 * math.log2(3))
+    p, sm = record["predicted"], record["smallest"]
+    assert sm["d"] == sm["d_search"] == 9
+    fam = FAMILIES[p["family"]]
+    assert sm["params"] == fam.params(9) and sm["predicted_over_smallest"] == pytest.approx(
+        p["params"] / fam.params(9)
+    )
+    with pytest.raises(ConfigError, match="criterion must be in"):
+        planner.plan(table, criterion=1.5)
+
+
+def test_reproduce_targets_cover_both_families_and_compare_with_the_paper():
+    from factrecall.experiments import reproduce
+
+    points = reproduce.FIGURES["planner-scaling"].points("quick")
+    assert {p["family"] for p in points} == set(FAMILIES) and len(points) == 2 * len(
+        reproduce.PLANNER_DS["quick"]
+    )
+    rows = scaling.load_scaling()["rows"]
+    (cmp,) = reproduce.FIGURES["planner-scaling"].compare(rows)
+    assert cmp["paper"] == 0.15 and 0 < cmp["ours"] < 1
+    grid = reproduce.FIGURES["attribution-tradeoff"].points("quick")
+    assert {(p["H"], p["m"]) for p in grid} == {(H, m) for H in (1, 2, 4, 8) for m in (1, 16, 64)}
