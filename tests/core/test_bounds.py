@@ -52,3 +52,16 @@ def test_loss_aware_bound_sits_between_nothing_and_everything(S, R, D, loss):
     assert bits == pytest.approx(max(0.0, S * R * (math.log2(D) - loss / math.log(2))))
     assert bounds.bits_facts_loss_aware(S, R, D, 0.0) == bounds.bits_facts(S, R, D)
     assert bounds.bits_facts_loss_aware(S, R, D, math.log(D)) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_guide_lines_read_the_papers_table():
+    from factrecall.core.paper import PAPER
+
+    assert bounds.guide_frontier_mlp(0.0) == PAPER["tradeoff_frontier_mlp_at_zero_attention"].value == 2300.0
+    assert bounds.guide_frontier_mlp(600.0) == 2300 - 600 / 2
+    assert math.isclose(
+        bounds.guide_mlp_fixed_outputs(10, 12), 10 * 12 / PAPER["mlp_fixed_M_md_over_N"].value
+    )
+    N = bounds.guide_mlp(16, 32)
+    assert math.isclose(16 * 32, PAPER["mlp_md_over_NlogN"].value * N * math.log(N), rel_tol=1e-9)
+    assert not hasattr(bounds, "PAPER") or bounds.PAPER is PAPER  # no second table

@@ -1,8 +1,7 @@
 """Parameter counts, information-theoretic bounds and the paper's guide lines (no JAX here).
 
-Every count says what it includes. The paper's guide constants are kept in :data:`PAPER` with where they come
-from, so reports can put a measured constant next to the paper's without copying the paper's numbers into a
-result.
+Every count says what it includes. The guide lines read the paper's constants from
+:data:`factrecall.core.paper.PAPER` (the one table of them); none is written here.
 
 Paper: §3 (Theorems 1–3 and Figure 1), §5 (lower bounds), Appendix (Figure 6).
 """
@@ -10,37 +9,8 @@ Paper: §3 (Theorems 1–3 and Figure 1), §5 (lower bounds), Appendix (Figure 6
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
-
-class Guide(NamedTuple):
-    """A constant the paper reports (not a measurement of ours) and where it comes from."""
-
-    value: float
-    source: str
-
-
-PAPER: dict[str, Guide] = {
-    "linear_d2_over_NlogN": Guide(1.3, "Fig. 1 left: d² = 1.3·N log N (trained linear memory, 99% accuracy)"),
-    "mlp_md_over_NlogN": Guide(0.35, "Fig. 1 right: m·d = 0.35·N log N (trained MLP memory, M = N)"),
-    "mlp_fixed_M_md_over_N": Guide(1.2, "Fig. 6: m·d = 1.2·N (trained MLP memory, M = 32 outputs)"),
-    "mlp_exponent": Guide(0.9, "Fig. 1 right caption: N ∝ (m·d)^0.9"),
-    "linear_ceiling_NlogN_over_d2": Guide(0.5, "sharp asymptotics of the best linear memory: N log N → d²/2"),
-    "hebbian_NlogN_over_d2": Guide(0.125, "Thm 1 construction, all correct: N log N ≈ d²/8 (SPEC §1.3)"),
-    "transformer_facts_per_param": Guide(0.15, "Fig. 4 left: facts = 0.15·params (≈ 0.45 bits/param)"),
-    # issue 5: training dynamics (Figure 5: S=16, R=4, D=8, lr 0.1, batch 1024)
-    "fig5_plateau_loss": Guide(
-        math.log(8), "Fig. 5: the middle (hallucination) plateau sits at log D = log 8"
-    ),
-    "fig5_relation_step": Guide(1700, "Fig. 5: the loss leaves log(R·D) at ≈ 1,600–1,900 steps"),
-    "fig5_subject_step": Guide(4300, "Fig. 5: the hallucination plateau ends at ≈ 4,000–4,500 steps"),
-    "fig5_final_loss": Guide(0.01, "Fig. 5: loss ≈ 0.01 at 8,192 steps"),
-    "dynamics_subject_slope_S": Guide(1.0, "§5: t_sub / t_rel = (S/R)·sqrt((R−1)/(D−1)), linear in S"),
-    "dynamics_relation_spread_S": Guide(
-        1.0, "§5: λ_rel does not depend on S; the relation transition stays put"
-    ),
-    "dynamics_measured_over_predicted": Guide(1.0, "§5: saddle escape after ≈ log(2/ε)/(lr·λ) steps"),
-}
+from factrecall.core.paper import PAPER
 
 
 def linear_params(d: int, rank: int | None = None) -> int:
@@ -167,9 +137,12 @@ def bits_facts_loss_aware(S: int, R: int, D: int, loss: float) -> float:
     return max(0.0, S * R * (math.log2(D) - loss / math.log(2)))
 
 
-PAPER["construction_params_slope"] = Guide(
-    1.0, "§4 (Thms 3–4): constructions store S·R facts with params ∝ S·R up to log factors"
-)
-PAPER["tradeoff_frontier_mlp_at_zero_attention"] = Guide(
-    2300.0, "Fig. 4 right (trained, d=32, S=R=32, D=8): frontier d·m ≈ 2300 − d·d_h·H / 2"
-)
+def guide_frontier_mlp(attention: float) -> float:
+    """The paper's trained frontier of Figure 4 right (d = 32, S = R = 32, D = 8): the MLP parameters d·m
+    needed beside ``attention`` = d·d_h·H attention parameters, 2300 − attention/2 (works on arrays too).
+
+    >>> guide_frontier_mlp(600.0)
+    2000.0
+    """
+    at_zero, slope = PAPER["tradeoff_frontier_mlp_at_zero_attention"], PAPER["tradeoff_frontier_slope"]
+    return at_zero.value - slope.value * attention
