@@ -1,12 +1,11 @@
-"""Figures, one function per paper figure, drawn from result rows (dicts) and the guide lines of ``bounds``.
+"""Drawing, one function per paper figure, from result rows (dicts) and the guide lines of ``bounds`` (which
+read the paper's constants from :data:`factrecall.core.paper.PAPER`).
 
 Each function writes ``<stem>.png`` and ``<stem>.pdf`` atomically and returns their paths. No JAX here.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,21 +17,20 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from factrecall.core import bounds, fits
+from factrecall.core.io import atomic_file
+from factrecall.core.paper import PAPER
 
 Row = dict[str, Any]
 COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
 def save(fig: plt.Figure, stem: Path) -> list[Path]:
-    """Write ``fig`` as PNG and PDF next to each other, each through a temporary file and a rename."""
-    stem.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``fig`` as PNG and PDF next to each other, each atomically (:func:`atomic_file`)."""
     paths = []
     for ext in ("png", "pdf"):
         path = stem.with_suffix(f".{ext}")
-        fd, tmp = tempfile.mkstemp(dir=stem.parent, suffix=f".{ext}")
-        os.close(fd)
-        fig.savefig(tmp, dpi=150, bbox_inches="tight")
-        os.replace(tmp, path)
+        with atomic_file(path) as tmp:
+            fig.savefig(tmp, dpi=150, bbox_inches="tight")
         paths.append(path)
     plt.close(fig)
     return paths
@@ -87,15 +85,13 @@ def _mlp_panel(ax: plt.Axes, rows: Sequence[Row], guide: str) -> None:
     md = np.asarray([r["m"] * r["d"] for r in rows], float)
     grid = np.geomspace(md.min(), md.max(), 50)
     if guide == "NlogN":
-        ax.plot(
-            grid,
-            [bounds.solve_n_log_n(x / 0.35) for x in grid],
-            "k--",
-            lw=1,
-            label="paper's guide m·d = 0.35·N log N",
-        )
+        c = PAPER["mlp_md_over_NlogN"].value
+        guide = [bounds.guide_mlp(x, 1) for x in grid]
+        ax.plot(grid, guide, "k--", lw=1, label=f"paper's guide m·d = {c:g}·N log N")
     else:
-        ax.plot(grid, grid / 1.2, "k--", lw=1, label="paper's guide m·d = 1.2·N")
+        c = PAPER["mlp_fixed_M_md_over_N"].value
+        guide = bounds.guide_mlp_fixed_outputs(grid, 1)
+        ax.plot(grid, guide, "k--", lw=1, label=f"paper's guide m·d = {c:g}·N")
     fit = fits.power_law(md, [r["capacity"] for r in rows])
     ax.text(0.03, 0.97, f"fit: N* ∝ (m·d)^{fit.slope:.2f}", transform=ax.transAxes, va="top", fontsize=8)
 
@@ -119,10 +115,10 @@ def fig6(rows: Sequence[Row], stem: Path) -> list[Path]:
     return save(fig, stem)
 
 
-# ------------------------------------------------------------------ issue 3: transformer figures (Figure 4)
+# ----------------------------------------------------------------------- transformer figures (Figure 4)
 
 
-def fig4(rows: Sequence[Row], stem: Path, guide: float = 0.15) -> list[Path]:
+def fig4(rows: Sequence[Row], stem: Path, guide: float) -> list[Path]:
     """Figure 4 left: facts stored (S·R at the criterion) vs parameters 4·H·d_h·d + 2·m·d, per width ratio,
     with the fitted line and the paper's guide facts = ``guide``·params."""
     fig, ax = plt.subplots(figsize=(6, 4.5), layout="constrained")
@@ -146,7 +142,8 @@ def fig4(rows: Sequence[Row], stem: Path, guide: float = 0.15) -> list[Path]:
 
 def fig4_tradeoff(rows: Sequence[Row], stem: Path) -> list[Path]:
     """Figure 4 right: accuracy over every fact on the (d·d_h·H, d·m) plane, with the paper's frontier
-    MLP = 2300 − attention/2 drawn when the grid is the paper's task (S = R = 32, d_h = 8)."""
+    MLP ≈ 2300 − attention/2 (:func:`factrecall.core.bounds.guide_frontier_mlp`) drawn when the grid is the
+    paper's task (S = R = 32, d_h = 8)."""
     cells = [c for r in rows for c in r["cells"]]
     fig, ax = plt.subplots(figsize=(6, 4.5), layout="constrained")
     x = np.array([c["attention_axis"] for c in cells], dtype=float)
@@ -160,7 +157,7 @@ def fig4_tradeoff(rows: Sequence[Row], stem: Path) -> list[Path]:
     title = f"S = {r0.get('S')}, R = {r0.get('R')}, d = {r0.get('d')}, d_h = {r0.get('d_h')}"
     if (r0.get("S"), r0.get("R"), r0.get("d_h")) == (32, 32, 8):  # the paper's setting: its frontier applies
         line = np.linspace(0, x.max(), 50)
-        ax.plot(line, np.maximum(2300 - line / 2, 0), "r--", lw=1, label="paper's frontier")
+        ax.plot(line, np.maximum(bounds.guide_frontier_mlp(line), 0), "r--", lw=1, label="paper's frontier")
         ax.legend(fontsize=7)
     else:
         title += "\n(the paper's frontier, for S = R = 32 and d_h = 8, does not apply)"
@@ -168,7 +165,7 @@ def fig4_tradeoff(rows: Sequence[Row], stem: Path) -> list[Path]:
     return save(fig, stem)
 
 
-# ------------------------------------------------------------------ constructions (issue 4: §4–§5)
+# ---------------------------------------------------------------------------------- constructions (§4–§5)
 
 
 def constructions(rows: Sequence[Row], stem: Path) -> list[Path]:
@@ -226,13 +223,8 @@ def _frontier_panel(ax: plt.Axes, rows: Sequence[Row]) -> None:
             f"{r['attention_share']:.2g}", (xi, yi), fontsize=7, textcoords="offset points", xytext=(4, 4)
         )
     grid = np.linspace(0, 4600, 50)
-    ax.plot(
-        grid,
-        np.maximum(2300 - grid / 2, 1),
-        "k--",
-        lw=1,
-        label="paper's trained frontier d·m ≈ 2300 − d·d_h·H/2",
-    )
+    frontier = np.maximum(bounds.guide_frontier_mlp(grid), 1)
+    ax.plot(grid, frontier, "k--", lw=1, label="paper's trained frontier d·m ≈ 2300 − d·d_h·H/2")
     ax.set_xscale("symlog", linthresh=100)
     ax.set_yscale("symlog", linthresh=100)
     ax.set_xlabel("attention parameters d·d_h·H")
@@ -242,7 +234,7 @@ def _frontier_panel(ax: plt.Axes, rows: Sequence[Row]) -> None:
     ax.legend(fontsize=7)
 
 
-# ------------------------------------------------------------------------------ dynamics (Figure 5, issue 5)
+# -------------------------------------------------------------------------------------- dynamics (Figure 5)
 
 STAGE_COLORS = {"uniform": "#d0d0d0", "hallucination": "#f4b183", "learned": "#a9d18e"}
 
@@ -325,7 +317,7 @@ def plateau(rows: Sequence[Row], stem: Path) -> list[Path]:
     return save(fig, stem)
 
 
-# ------------------------------------------------------------------------- issue 7: planner and attribution
+# ------------------------------------------------------------------------- planner and attribution (ours)
 
 
 def planner_scaling(rows: Sequence[Row], stem: Path) -> list[Path]:
@@ -345,7 +337,7 @@ def planner_scaling(rows: Sequence[Row], stem: Path) -> list[Path]:
             ax.plot(grid, f.c * grid**f.beta, "-", color=color, lw=1, label=f"fit: {f.c:.2g}·P^{f.beta:.2f}")
     allP = np.asarray([r["params"] for r in rows], float)
     grid = np.geomspace(allP.min(), allP.max(), 50)
-    guide = bounds.PAPER["transformer_facts_per_param"].value * 3.0  # facts/param × log2 8 bits per fact
+    guide = PAPER["transformer_bits_per_param"].value
     ax.plot(grid, guide * grid, "k--", lw=1, label=f"paper's guide {guide:.2f} bits/param (Fig. 4, D = 8)")
     _loglog(ax, "parameters 4·H·d_h·d + 2·m·d", "bits stored (n²·log2 8)", "Planner data: capacity by family")
     return save(fig, stem)

@@ -11,7 +11,6 @@ Paper: SPEC §8 (scale-out: the same sweep in-process, in processes or on Ray, o
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import sqlite3
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from factrecall.core.errors import ConfigError, check
+from factrecall.core.io import atomic_file, atomic_write, csv_text
 
 SCHEMA_VERSION = 1
 STATUSES = ("done", "failed")
@@ -256,12 +256,7 @@ def _rows_of(store: Store, sweep: str | None) -> list[dict[str, Any]]:
 
 def export_csv(store: Store, path: Path, sweep: str | None = None) -> Path:
     """Every stored row (or one sweep's) as CSV, one line per point; lists and tables as JSON."""
-    records = _rows_of(store, sweep)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, _columns(records))
-        writer.writeheader()
-        writer.writerows(records)
+    atomic_write(path, csv_text(_rows_of(store, sweep), skip=()))
     return path
 
 
@@ -279,6 +274,6 @@ def export_parquet(store: Store, path: Path, sweep: str | None = None) -> Path:
 
     records = _rows_of(store, sweep)
     table = pa.table({c: _arrow_column([r.get(c) for r in records]) for c in _columns(records)})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path)
+    with atomic_file(path) as tmp:
+        pq.write_table(table, tmp)
     return path
