@@ -1,6 +1,9 @@
 """Figure 4 entries of reproduce: points, comparison with the paper and drawing, from synthetic rows."""
 
+import pytest
+
 from factrecall.experiments import reproduce
+from factrecall.experiments.store import Store
 
 
 def test_fig4_points_comparison_and_plot(tmp_path):
@@ -40,29 +43,55 @@ def test_tradeoff_comparison_and_plot(tmp_path):
     assert all(p.stat().st_size > 0 for p in paths)
 
 
-def test_constructions_reuse_fig4_capacities_measured_in_the_same_run(monkeypatch):
+@pytest.fixture
+def fake_training(monkeypatch):
+    """Trained capacity without training: every call of recall.capacity.capacity is counted."""
     from factrecall.recall import capacity as tc
 
     calls = []
 
     class Result:
         def summary(self):
-            return {"facts": 64, "params": 640}
+            return {"facts": 64, "params": 640, "lrs": [0.01, 0.03]}
 
     def fake_capacity(spec, seeds, on_round=None):
         calls.append(spec)
         return Result()
 
     monkeypatch.setattr(tc, "capacity", fake_capacity)
-    monkeypatch.setattr(reproduce, "_FIG4_DONE", {})
-    trained = reproduce.FIGURES["constructions"].points("quick")
-    trained = [p for p in trained if p["panel"] == "trained"]
-    fig4 = reproduce.FIGURES["fig4"].points("quick")
-    fig4 = [p for p in fig4 if p["attention_ratio"] == p["mlp_ratio"] == 1]
-    assert trained and all({**p, "panel": "fig4"} in fig4 for p in trained)
-    first = reproduce.FIGURES["fig4"].run(fig4[0], lambda *a: None)
-    again = reproduce.FIGURES["constructions"].run({**fig4[0], "panel": "trained"}, lambda *a: None)
-    assert len(calls) == 1 and again["facts"] == first["facts"] == 64
-    assert again["reused_from"] == "fig4" and "reused_from" not in first and again["panel"] == "trained"
-    other = reproduce.FIGURES["constructions"].run({**fig4[1], "panel": "trained"}, lambda *a: None)
-    assert len(calls) == 2 and "reused_from" not in other
+    return calls
+
+
+def _trained_points():
+    trained = [p for p in reproduce.FIGURES["constructions"].points("quick") if p["panel"] == "trained"]
+    fig4 = [
+        p for p in reproduce.FIGURES["fig4"].points("quick") if p["attention_ratio"] == p["mlp_ratio"] == 1
+    ]
+    assert len(trained) >= 2 and all({**p, "panel": "fig4"} in fig4 for p in trained)
+    return trained
+
+
+def test_constructions_compute_trained_points_when_fig4_is_not_in_the_store(tmp_path, fake_training):
+    trained = _trained_points()
+    constructions, fig4 = reproduce.FIGURES["constructions"], reproduce.FIGURES["fig4"]
+    first = fig4.run({**trained[0], "panel": "fig4"}, lambda *a: None)  # earlier in this process: no matter
+    with Store(tmp_path / "results.db") as store:
+        rows = reproduce.run_figure(constructions, "quick", store, points=trained[:1], quiet=True)
+    assert len(fake_training) == 2 and rows[0]["facts"] == first["facts"] == 64
+    assert rows[0]["panel"] == "trained" and "reused_from" not in rows[0]
+
+
+def test_constructions_copy_fig4_rows_from_the_store(tmp_path, fake_training):
+    trained = _trained_points()
+    constructions, fig4 = reproduce.FIGURES["constructions"], reproduce.FIGURES["fig4"]
+    with Store(tmp_path / "computed.db") as store:  # what computing the trained point gives
+        (computed,) = reproduce.run_figure(constructions, "quick", store, points=trained[1:2], quiet=True)
+    with Store(tmp_path / "results.db") as store:
+        reproduce.run_figure(fig4, "quick", store, points=[{**trained[1], "panel": "fig4"}], quiet=True)
+        assert len(fake_training) == 2
+        rows = reproduce.run_figure(constructions, "quick", store, points=trained[:2], quiet=True)
+    assert len(fake_training) == 3  # trained[0] is computed, trained[1] copied from fig4's row
+    assert "reused_from" not in rows[0] and rows[1]["reused_from"] == "fig4"
+    copied = {k: v for k, v in rows[1].items() if k not in ("reused_from", "run")}
+    assert list(copied) == [k for k in computed if k != "run"]
+    assert copied == {k: v for k, v in computed.items() if k != "run"}
