@@ -42,6 +42,12 @@ def test_reproduce_writes_store_data_figures_and_report(tmp_path, tiny_fig1):
     assert all(r["seeds"] == p["seeds"] for r, p in zip(rows, tiny_fig1))
     text = report.read_text()
     assert "d² / (N log N)" in text and "| 1.3 |" in text
+    glance, _, sections = text.partition("## Figure 1")
+    assert "## The paper's constants at a glance" in glance and "| linear: d² / (N log N) |" in sections
+    lines = {r.split(" | ")[0][2:]: r for r in glance.splitlines() if r.startswith("| ")}
+    assert "| fig1 (quick) |" in lines["linear memory: d² / (N log N) at capacity"]
+    assert "| 1.3 |" in lines["linear memory: d² / (N log N) at capacity"]
+    assert "| not measured | — | fig4 |" in lines["trained transformer: facts stored per parameter"]
     assert len((tmp_path / "fig1.csv").read_text().strip().splitlines()) == 4
     assert "d² / (N log N)" in (tmp_path / "report.html").read_text()
 

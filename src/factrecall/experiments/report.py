@@ -1,50 +1,29 @@
-"""``report.md`` and ``report.html``: every figure in the results store, drawn again, with our fitted
-constants next to the paper's (whatever each figure's ``compare`` returns: the guide constants 1.3, 0.35,
-1.2 and 0.15, the Figure 4-right frontier, the Figure 5 stage steps) and the deviation, plus the points
-that failed and why. The paper's numbers are quoted for comparison and never used as results.
+"""``report.md`` and ``report.html``: the paper's constants at a glance, then every figure in the results
+store, drawn again, with our fitted constants next to the paper's (whatever each figure's ``compare``
+returns) and the deviation, plus the points that failed and why. The paper's numbers come from
+:data:`factrecall.core.paper.PAPER` and are quoted for comparison, never used as results.
 
-Figures are any objects shaped like :class:`factrecall.experiments.reproduce.Figure` (this module sits
-below it).
+The opening table has one line per constant of that table: ours from the comparison of the figure that
+measures it (the rows quoting its source; a range when the figure measures it several times), or "not
+measured" when that figure is not in the store. Figures are any objects shaped like
+:class:`factrecall.experiments.figures.base.Figure` (this module sits below them).
 
 Paper: SPEC §7 (the report compares every fitted constant with the paper's and says how far off it is).
 """
 
 from __future__ import annotations
 
-import csv
 import html
-import io
 import json
 import math
-import os
-import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from factrecall.core.io import atomic_write, csv_text
+from factrecall.core.paper import PAPER, Constant
+from factrecall.experiments.config import SCALES
 from factrecall.experiments.store import Store, point_key
-
-SCALES = ("quick", "paper")
-
-
-def atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def _csv_text(rows: list[dict[str, Any]]) -> str:
-    skip = {"run", "spec"}
-    columns: list[str] = []
-    for r in rows:
-        columns += [k for k in r if k not in skip and k not in columns]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, columns, extrasaction="ignore")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in r.items()})
-    return buf.getvalue()
 
 
 def _as_row(stored: dict[str, Any], scale: str) -> dict[str, Any]:
@@ -70,9 +49,9 @@ def draw_figure(figure: Any, rows: list[dict[str, Any]], out: Path) -> list[Path
     """Draw ``figure`` from ``rows`` into ``out`` (PNG + PDF), with its data (CSV, JSON) and its comparison
     with the paper (``<name>_vs_paper.csv``)."""
     paths = figure.draw(rows, out / figure.name)
-    atomic_write(out / f"{figure.name}.csv", _csv_text(rows))
+    atomic_write(out / f"{figure.name}.csv", csv_text(rows))
     atomic_write(out / f"{figure.name}.json", json.dumps({"figure": figure.name, "rows": rows}, default=str))
-    atomic_write(out / f"{figure.name}_vs_paper.csv", _csv_text(figure.compare(rows)))
+    atomic_write(out / f"{figure.name}_vs_paper.csv", csv_text(figure.compare(rows)))
     return paths
 
 
@@ -142,6 +121,60 @@ def sections(
     return out_sections
 
 
+COMPARISON = ("quantity", "ours", "paper", "deviation", "paper's source")
+CONSTANTS = ("constant", "paper", "ours", "deviation", "measured by", "paper's source")
+
+
+def _comparison_cells(c: dict[str, Any]) -> tuple[str, ...]:
+    return (
+        str(c.get("quantity", "?")),
+        _fmt(c.get("ours")),
+        _fmt(c.get("paper")),
+        _deviation(c.get("deviation")),
+        str(c.get("paper_source", "")),
+    )
+
+
+def _span(values: Sequence[Any], fmt: Callable[[Any], str]) -> str:
+    """One value, or the range of several (NaNs left out), each written with ``fmt``."""
+    if len(values) == 1:
+        return fmt(values[0])
+    finite = [v for v in values if isinstance(v, int | float) and not math.isnan(v)]
+    if not finite:
+        return "n/a"
+    return f"{fmt(min(finite))} to {fmt(max(finite))} ({len(values)} values)"
+
+
+def _constant_cells(constant: Constant, secs: list[Section]) -> tuple[str, ...]:
+    """A line of the opening table: the constant, the paper's value, ours from the figure measuring it."""
+    section = next((s for s in secs if s.name == constant.figure), None)
+    rows = [c for c in section.comparison if c.get("paper_source") == constant.source] if section else []
+    if section is None or not rows:
+        ours, dev = "not measured", "—"
+    else:
+        ours = _span([c.get("ours") for c in rows], _fmt)
+        dev = _span([c.get("deviation") for c in rows], _deviation)
+    by = f"{section.name} ({section.scale})" if section else constant.figure or "— (a guide line)"
+    return (constant.meaning, _fmt(constant.value), ours, dev, by, constant.source)
+
+
+def constants_table(secs: list[Section]) -> list[tuple[str, ...]]:
+    """The opening table, one line per constant of :data:`factrecall.core.paper.PAPER` (see
+    :data:`CONSTANTS` for its columns)."""
+    return [_constant_cells(c, secs) for c in PAPER.values()]
+
+
+def _md_table(header: Sequence[str], lines: list[tuple[str, ...]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return out + ["| " + " | ".join(cells) + " |" for cells in lines] + [""]
+
+
+def _html_table(header: Sequence[str], lines: list[tuple[str, ...]]) -> str:
+    rows = ["<table><tr>" + "".join(f"<th>{h}</th>" for h in header) + "</tr>"]
+    rows += ["<tr>" + "".join(f"<td>{html.escape(x)}</td>" for x in cells) + "</tr>" for cells in lines]
+    return "\n".join([*rows, "</table>"])
+
+
 def _markdown(secs: list[Section], store: Path, figures: dict[str, Any]) -> str:
     lines = [
         "# factrecall: reproduction report",
@@ -149,20 +182,17 @@ def _markdown(secs: list[Section], store: Path, figures: dict[str, Any]) -> str:
         f"From the results store `{store}`. *ours* is measured by these runs; *paper* is the paper's value,",
         "quoted for comparison (never used as a result). Deviation = (ours − paper) / paper.",
         "",
+        "## The paper's constants at a glance",
+        "",
     ]
+    lines += _md_table(CONSTANTS, constants_table(secs))
     for s in secs:
         lines += [f"## {s.title}", "", f"Scale: `{s.scale}`; points done: {s.done}; failed: {len(s.failed)}."]
         if s.expected:
             lines += [f"Expected: {s.expected}."]
         lines += [""] + [f"![{s.name}]({img})" for img in s.images] + ([""] if s.images else [])
         if s.comparison:
-            lines += ["| quantity | ours | paper | deviation | paper's source |", "|---|---|---|---|---|"]
-            for c in s.comparison:
-                lines.append(
-                    f"| {c.get('quantity', '?')} | {_fmt(c.get('ours'))} | {_fmt(c.get('paper'))} | "
-                    f"{_deviation(c.get('deviation'))} | {c.get('paper_source', '')} |"
-                )
-            lines.append("")
+            lines += _md_table(COMPARISON, [_comparison_cells(c) for c in s.comparison])
         if s.problem:
             lines += [f"No comparison: {s.problem}", ""]
         for point, reason in s.failed:
@@ -185,6 +215,8 @@ def _html(secs: list[Section], store: Path) -> str:
         "<h1>factrecall: reproduction report</h1>",
         f"<p>From the results store <code>{e(str(store))}</code>. <i>ours</i> is measured by these runs; "
         "<i>paper</i> is the paper's value, quoted for comparison. Deviation = (ours − paper) / paper.</p>",
+        "<h2>The paper's constants at a glance</h2>",
+        _html_table(CONSTANTS, constants_table(secs)),
     ]
     for s in secs:
         parts.append(
@@ -193,20 +225,7 @@ def _html(secs: list[Section], store: Path) -> str:
         )
         parts += [f"<img src='{e(img)}' alt='{e(s.name)}'>" for img in s.images]
         if s.comparison:
-            parts.append(
-                "<table><tr><th>quantity</th><th>ours</th><th>paper</th><th>deviation</th>"
-                "<th>paper's source</th></tr>"
-            )
-            for c in s.comparison:
-                cells = (
-                    c.get("quantity", "?"),
-                    _fmt(c.get("ours")),
-                    _fmt(c.get("paper")),
-                    _deviation(c.get("deviation")),
-                    c.get("paper_source", ""),
-                )
-                parts.append("<tr>" + "".join(f"<td>{e(str(x))}</td>" for x in cells) + "</tr>")
-            parts.append("</table>")
+            parts.append(_html_table(COMPARISON, [_comparison_cells(c) for c in s.comparison]))
         if s.problem:
             parts.append(f"<p>No comparison: {e(s.problem)}</p>")
         if s.failed:
