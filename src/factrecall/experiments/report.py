@@ -155,7 +155,7 @@ def _constant_cells(constant: Constant, secs: list[Section]) -> tuple[str, ...]:
         ours = _span([c.get("ours") for c in rows], _fmt)
         dev = _span([c.get("deviation") for c in rows], _deviation)
     by = f"{section.name} ({section.scale})" if section else constant.figure or "— (a guide line)"
-    return (constant.meaning, _fmt(constant.value), ours, dev, by, constant.source)
+    return (constant.meaning, f"{constant.value:.4g}", ours, dev, by, constant.source)
 
 
 def constants_table(secs: list[Section]) -> list[tuple[str, ...]]:
