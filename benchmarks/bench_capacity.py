@@ -1,14 +1,13 @@
 """Benchmark: the linear-memory capacity search, ours vs a naive baseline, side by side in one run.
 
-Ours: factrecall.memories.capacity (all seeds × learning rates of a round as one compiled, vmapped program;
-the
-stop-at-criterion check inside the program; bracketing from a guess, then geometric bisection).
+Ours: factrecall.memories.capacity (all seeds × learning rates of a round as one compiled, vmapped
+program; the stop-at-criterion check inside the program; bracketing from a guess, then geometric
+bisection).
 
 Naive (written here, the way the paper's code works): one run at a time, a Python loop calling a jitted
 Adam step, an accuracy check every 32 steps (a device→host sync), plain bisection on [d, d²] per seed and
-learning rate. Both solve the same problems: same embeddings (factrecall.memories.capacity.memory_data with
-the same
-keys), same init, same learning-rate grid, 4096 steps, criterion 0.99.
+learning rate. Both solve the same problems: same embeddings (factrecall.memories.trials.memory_data with
+the same keys), same init, same learning-rate grid, 4096 steps, criterion 0.99.
 
 Usage: python benchmarks/bench_capacity.py [--d 16 32] [--seeds 3]
 Prints one table: wall time of each, the ratio naive/ours, and both N* per seed (must agree within 10%).
@@ -30,8 +29,10 @@ import optax  # noqa: E402
 from _baselines import plain_bisection  # noqa: E402
 
 from factrecall.core.provenance import device  # noqa: E402
-from factrecall.memories.capacity import LINEAR_LRS, LINEAR_STEPS, capacity, memory_data, recipe  # noqa: E402
+from factrecall.memories.capacity import capacity  # noqa: E402
 from factrecall.memories.models import linear_memory  # noqa: E402
+from factrecall.memories.spec import LINEAR_LRS, LINEAR_STEPS, recipe  # noqa: E402
+from factrecall.memories.trials import memory_data  # noqa: E402
 
 
 def naive_stored(d: int, N: int, seed: int, lr: float, criterion: float = 0.99) -> bool:

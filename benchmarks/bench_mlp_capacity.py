@@ -1,15 +1,17 @@
 """Benchmark: the MLP-memory capacity search on its work queue vs the lockstep rounds it replaced.
 
-Ours: factrecall.memories.capacity.capacity for a trained MLP memory — each seed brackets on its own, its runs
-(seed, N, learning rate) share 3·seeds slots that are refilled as runs stop (engine.advance_runs), a run
-stuck well below the criterion stops after 5120 steps without a gain, the guess uses our measured
-m·d ≈ 0.30·N ln N and the first move is ×1.03.
+Ours: factrecall.memories.capacity.capacity for a trained MLP memory (the work queue of
+factrecall.memories.queue) — each seed brackets on its own, its runs (seed, N, learning rate) share
+3·seeds slots that are refilled as runs stop (factrecall.core.runs.advance_runs), a run stuck well below
+the criterion stops after 5120 steps without a gain, the guess uses our measured m·d ≈ 0.30·N ln N and the
+first move is ×1.03.
 
 Baseline (the schedule before it, run here from the same building blocks): lockstep rounds — every
 unfinished seed tests one N per round, all (seed, N, lr) runs of a round are padded to one shape and
-trained as one program (capacity.run_trials, tightest padding), so a round lasts as long as its
-slowest trial; no patience; the guess m·d = 0.35·N ln N (the paper's guide) and first move ×1.15. Same
-recipe otherwise (Adam, cosine over 32,768 steps, lrs {0.03, 0.1, 0.3}, criterion 0.99, 1% precision).
+trained as one program (factrecall.memories.trials.run_trials, tightest padding), so a round lasts as
+long as its slowest trial; no patience; the guess m·d = 0.35·N ln N (the paper's guide) and first move
+×1.15. Same recipe otherwise (Adam, cosine over 32,768 steps, lrs {0.03, 0.1, 0.3}, criterion 0.99, 1%
+precision).
 
 Usage: python benchmarks/bench_mlp_capacity.py [--d 16] [--seeds 3]
 Prints one table: wall time of each, the ratio baseline/ours, trials, and both N* per seed. Near capacity
@@ -27,18 +29,20 @@ import argparse  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 
-from factrecall import bounds  # noqa: E402
+from factrecall.core import bounds  # noqa: E402
 from factrecall.core.provenance import device  # noqa: E402
-from factrecall.core.search import search_largest  # noqa: E402
-from factrecall.memories import capacity as cap  # noqa: E402
+from factrecall.core.search import Trial, search_largest  # noqa: E402
+from factrecall.memories.capacity import capacity  # noqa: E402
+from factrecall.memories.spec import recipe  # noqa: E402
+from factrecall.memories.trials import run_trials  # noqa: E402
 
 
 def lockstep(d: int, seeds: tuple[int, ...]) -> tuple[tuple[int, ...], int, float]:
     """Lockstep rounds at their tightest padding, no patience, the paper's guide as the guess."""
-    spec = cap.recipe("mlp", d, d)._replace(patience=None)
+    spec = recipe("mlp", d, d)._replace(patience=None)
 
-    def run_round(Ns: list[int], active: list[int]) -> list[cap.Trial]:
-        return cap.run_trials(spec, Ns, active)
+    def run_round(Ns: list[int], active: list[int]) -> list[Trial]:
+        return run_trials(spec, Ns, active)
 
     guess = max(2, int(bounds.solve_n_log_n(d * d / 0.35)))
     start = time.perf_counter()
@@ -57,7 +61,7 @@ def main() -> None:
     print("| " + " | ".join([*columns, "N* lockstep"]) + " |")
     print("|---|---|---|---|---|---|---|---|")
     for d in args.d:
-        result = cap.capacity(cap.recipe("mlp", d, d), seeds)
+        result = capacity(recipe("mlp", d, d), seeds)
         base, base_trials, base_s = lockstep(d, seeds)
         ours = result.capacity_per_seed
         agree = abs(statistics.median(ours) - statistics.median(base)) <= 0.03 * statistics.median(base)

@@ -12,10 +12,10 @@ Paper's procedure (ported here, one run at a time on one device):
     the accuracy exceeds 0.99 and its result is its best checked accuracy; plain bisection of N on
     [d, α·d²] (the floor d is never tested), one learning rate, stop when hi/lo ≤ 1.01 or hi − lo ≤ 1.
 Ours: factrecall.memories.capacity with the default MLP recipe (the work queue, Adam with a cosine decay
-over 32,768
-    steps, grid {0.03, 0.1, 0.3}, accuracy every 128 steps, patience below the criterion).
-Both draw trial (seed, N)'s embeddings from capacity.trial_data and its initial-weight key from
-capacity.trial_key, so a given (seed, N) is the same problem for both; the two bisections visit different N.
+    over 32,768 steps, grid {0.03, 0.1, 0.3}, accuracy every 128 steps, patience below the criterion).
+Both draw trial (seed, N)'s embeddings from factrecall.memories.trials.trial_data and its initial-weight
+key from trials.trial_key, so a given (seed, N) is the same problem for both; the two bisections visit
+different N.
 
 Usage: python benchmarks/bench_paper_mlp.py [--d 8 11 16 22] [--seeds 9]
 Prints one table per d: N* of each seed and the medians, and the wall time of each procedure (the paper's
@@ -39,7 +39,9 @@ import optax  # noqa: E402
 from _baselines import plain_bisection  # noqa: E402
 
 from factrecall.core.provenance import device  # noqa: E402
-from factrecall.memories import capacity as cap  # noqa: E402
+from factrecall.memories.capacity import capacity  # noqa: E402
+from factrecall.memories.spec import recipe  # noqa: E402
+from factrecall.memories.trials import trial_data, trial_key  # noqa: E402
 
 PAPER_LR = 3e-2
 PAPER_STEPS = 2**15
@@ -83,9 +85,9 @@ def _trainer(d: int, m: int, N: int):
 
 def paper_stored(d: int, m: int, N: int, seed: int) -> bool:
     """One run of the paper's recipe on trial (seed, N): its best checked accuracy reaches 0.99."""
-    data = cap.trial_data(cap.recipe("mlp", d, m), N, seed, N)
+    data = trial_data(recipe("mlp", d, m), N, seed, N)
     E, U = data.E, data.U
-    p = paper_init(jax.random.fold_in(cap.trial_key(seed, N), 1), d, m)
+    p = paper_init(jax.random.fold_in(trial_key(seed, N), 1), d, m)
     opt, block = _trainer(d, m, N)
     s = opt.init(p)
     best = 0.0
@@ -117,7 +119,7 @@ def main() -> None:
         start = time.perf_counter()
         paper = [paper_capacity(d, 1, s) for s in seeds]
         t_paper = time.perf_counter() - start
-        ours = cap.capacity(cap.recipe("mlp", d, d), seeds)
+        ours = capacity(recipe("mlp", d, d), seeds)
         for name, per_seed, seconds in (
             ("paper's (lr 3e-2, constant)", paper, t_paper),
             ("ours (default recipe)", list(ours.capacity_per_seed), ours.seconds),

@@ -5,19 +5,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from factrecall.core.engine import (
-    Problem,
-    Settings,
-    advance_runs,
-    cross_entropy,
-    make_optimizer,
-    start_runs,
-    train,
-    train_many,
-)
+from factrecall.core.engine import Problem, Settings, cross_entropy, make_optimizer, train, train_many
 from factrecall.core.errors import ConfigError
-from factrecall.memories.capacity import memory_data, memory_problem
+from factrecall.core.runs import advance_runs, start_runs
 from factrecall.memories.models import linear_memory
+from factrecall.memories.trials import memory_data, memory_problem
 
 
 def test_cross_entropy_is_stable_and_weighted():

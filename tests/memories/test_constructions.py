@@ -4,7 +4,7 @@ import pytest
 
 from factrecall.core import bounds
 from factrecall.core.errors import ConfigError
-from factrecall.memories.capacity import MemorySpec, capacity, memory_data, run_trials
+from factrecall.memories.capacity import capacity
 from factrecall.memories.constructions import (
     centred_relu,
     construct_hebbian,
@@ -12,6 +12,8 @@ from factrecall.memories.constructions import (
     construct_mlp_random_features,
 )
 from factrecall.memories.models import linear_memory, memory_accuracy, mlp_memory
+from factrecall.memories.spec import MemorySpec
+from factrecall.memories.trials import memory_data, run_trials
 
 
 def _acc(model, params, data):

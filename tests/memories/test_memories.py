@@ -5,7 +5,7 @@ import pytest
 
 from factrecall.core.errors import ConfigError
 from factrecall.memories import models as memories
-from factrecall.memories.capacity import memory_data
+from factrecall.memories.trials import memory_data
 
 
 def test_linear_memory_shapes_and_low_rank(key):

@@ -6,10 +6,8 @@ the criterion, when the loss or the parameters become non-finite (the run is the
 when the step budget is spent. :func:`train_many` ``vmap``s whole runs over a leading batch axis (seeds,
 learning rates, problem sizes), so a batch of runs is one program; runs that stop early simply stop changing.
 
-Searches that train many short-lived runs use the same chunks through a resumable API instead:
-:func:`start_runs` and :func:`advance_runs` advance K independent runs by a span of steps, so that a caller
-can refill the slot of a run that stopped (a work queue; :mod:`factrecall.memories.capacity` uses it for
-MLPs).
+Searches that train many short-lived runs use the same chunks (:func:`train_chunk`) through a resumable
+API instead, :mod:`factrecall.core.runs`.
 
 What is trained is a :class:`Problem`: a loss over (params, data, key) — the key lets the loss sample a fresh
 batch inside the step — and an evaluation returning named scalars. Every experiment of the project trains
@@ -192,17 +190,20 @@ def _all_finite(tree: Any) -> Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
-def _where(cond: Array, new: Any, old: Any) -> Any:
+def select(cond: Array, new: Any, old: Any) -> Any:
     """Select ``new`` where ``cond`` (broadcast over each leaf's trailing axes), else ``old``."""
     return jax.tree_util.tree_map(
         lambda a, b: jnp.where(cond.reshape(cond.shape + (1,) * (a.ndim - cond.ndim)), a, b), new, old
     )
 
 
-def _chunk(
+def train_chunk(
     problem: Problem, settings: Settings, p: Params, s: Any, lr: Any, data: Any, key: Key, first_step: Any
 ) -> tuple[Params, Any, Float[Array, ""], dict[str, Array], Array]:
     """``eval_every`` optimizer steps of one run from step ``first_step``, then an evaluation.
+
+    The one step of every training loop: :func:`train` and the resumable runs of
+    :mod:`factrecall.core.runs` both advance by it.
 
     Returns the new params and optimizer state, the mean loss of the chunk, the metrics, and whether the
     losses, the parameters and the monitored metric all stayed finite. Steps at or past the budget are
@@ -216,7 +217,7 @@ def _chunk(
         updates, s_new = opt.update(grads, s, p)
         live = t < settings.n_steps
         new = (optax.apply_updates(p, updates), s_new)
-        return _where(live, new, (p, s)), jnp.where(live, loss, jnp.nan)
+        return select(live, new, (p, s)), jnp.where(live, loss, jnp.nan)
 
     ts = first_step + jnp.arange(settings.eval_every)
     (p, s), losses = jax.lax.scan(step, (p, s), ts)
@@ -253,7 +254,7 @@ def train(
     metric_names = sorted(jax.eval_shape(problem.evaluate, params, data))
     L = lrs.shape[0]
 
-    chunk = functools.partial(_chunk, problem, settings)
+    chunk = functools.partial(train_chunk, problem, settings)
 
     def cond(c):
         running = ~jnp.any(c["best"] >= criterion) & ~jnp.all(c["diverged"])
@@ -269,10 +270,10 @@ def train(
         return {
             "chunk": c["chunk"] + 1,
             "last_gain": jnp.where(jnp.any(better), c["chunk"] + 1, c["last_gain"]),
-            "params": _where(live, p, c["params"]),
-            "opt_state": _where(live, s, c["opt_state"]),
+            "params": select(live, p, c["params"]),
+            "opt_state": select(live, s, c["opt_state"]),
             "best": jnp.where(better, value, c["best"]),
-            "best_params": _where(better, p, c["best_params"]),
+            "best_params": select(better, p, c["best_params"]),
             "diverged": c["diverged"] | ~finite,
             "steps": jnp.where(
                 live, jnp.minimum((c["chunk"] + 1) * settings.eval_every, settings.n_steps), c["steps"]
@@ -319,7 +320,7 @@ def _compiled(problem: Problem, settings: Settings) -> Callable[..., RunResult]:
     return jax.jit(jax.vmap(functools.partial(train, problem, settings)))
 
 
-def _shard(tree: Any, n_dev: int) -> Any:
+def shard(tree: Any, n_dev: int) -> Any:
     """Pad the leading axis to a multiple of the local devices and split it across them (CPU cores)."""
     B = jax.tree_util.tree_leaves(tree)[0].shape[0]
     pad = -B % n_dev
@@ -352,117 +353,6 @@ def train_many(
     args = (params, data, lrs, key)
     n_dev = jax.device_count()
     if n_dev > 1 and B > 1:
-        args = _shard(args, n_dev)
+        args = shard(args, n_dev)
     out = _compiled(problem, settings)(*args)
     return jax.tree_util.tree_map(lambda x: x[:B], out) if n_dev > 1 and B > 1 else out
-
-
-class Runs(NamedTuple):
-    """K independent runs that advance in spans (:func:`advance_runs`), with a leading axis K.
-
-    Unlike :func:`train`, where the L runs of one problem start and stop together inside one program,
-    each run here has its own step count and stops on its own: at the criterion, on a non-finite loss or
-    metric (``diverged``), without a gain in its best metric for ``patience`` steps, or at the budget. A
-    caller can therefore refill a stopped run's slot with a new run between spans — a work queue of runs
-    that keeps the batch full (used by the capacity searches, :mod:`factrecall.memories.capacity`).
-    """
-
-    params: Params
-    opt_state: Any
-    step: Int[Array, " K"]
-    best: Float[Array, " K"]
-    last_gain: Int[Array, " K"]
-    diverged: Array
-    active: Array
-
-
-@functools.lru_cache(maxsize=16)
-def _starter(settings: Settings) -> Callable[..., Runs]:
-    def start(params: Params, lrs: Float[Array, " K"]) -> Runs:
-        K = lrs.shape[0]
-        return Runs(
-            params=params,
-            opt_state=jax.vmap(lambda p, lr: make_optimizer(settings, lr).init(p))(params, lrs),
-            step=jnp.zeros((K,), jnp.int32),
-            best=jnp.full((K,), -jnp.inf),
-            last_gain=jnp.zeros((K,), jnp.int32),
-            diverged=jnp.zeros((K,), bool),
-            active=jnp.ones((K,), bool),
-        )
-
-    return jax.jit(start)
-
-
-def start_runs(settings: Settings, params: Params, lrs: Float[Array, " K"]) -> Runs:
-    """K fresh runs from ``params`` (leading axis K) at learning rates ``lrs`` (shape (K,))."""
-    validate(settings)
-    return _starter(settings)(params, jnp.asarray(lrs, jnp.float32))
-
-
-@functools.lru_cache(maxsize=64)
-def _advancer(problem: Problem, settings: Settings) -> Callable[..., Runs]:
-    criterion = jnp.inf if settings.criterion is None else settings.criterion
-    patience = settings.n_steps if settings.patience is None else settings.patience
-    chunk = jax.vmap(functools.partial(_chunk, problem, settings))
-
-    def advance(runs: Runs, data: Any, lrs: Array, keys: Key, stall_below: Array, span: Array) -> Runs:
-        stop_at = runs.step + span
-
-        def cond(r: Runs) -> Array:
-            return jnp.any(r.active & (r.step < stop_at))
-
-        def body(r: Runs) -> Runs:
-            go = r.active & (r.step < stop_at)
-            p, s, _, metrics, finite = chunk(r.params, r.opt_state, lrs, data, keys, r.step)
-            live = go & finite
-            value = metrics[problem.monitor]
-            gain = live & (value > r.best)
-            step = jnp.where(live, jnp.minimum(r.step + settings.eval_every, settings.n_steps), r.step)
-            best = jnp.where(gain, value, r.best)
-            last_gain = jnp.where(gain, step, r.last_gain)
-            diverged = r.diverged | (go & ~finite)
-            active = (
-                r.active
-                & ~diverged
-                & (best < criterion)
-                & (step < settings.n_steps)
-                & ~((step - last_gain >= patience) & (best < stall_below))
-            )
-            params, opt_state = _where(live, (p, s), (r.params, r.opt_state))
-            return Runs(params, opt_state, step, best, last_gain, diverged, active)
-
-        return jax.lax.while_loop(cond, body, runs)
-
-    return jax.jit(advance)
-
-
-def advance_runs(
-    problem: Problem,
-    settings: Settings,
-    runs: Runs,
-    data: Any,
-    lrs: Array,
-    keys: Key,
-    span: int,
-    stall_below: Array | None = None,
-) -> Runs:
-    """Advance every active run by up to ``span`` steps (rounded up to whole evaluation periods).
-
-    Each run k trains ``problem`` on ``data[k]`` at ``lrs[k]`` with batch keys ``fold_in(keys[k], t)`` —
-    exactly the steps :func:`train` takes, chunk by chunk, with the same stopping rules except that each
-    run stops on its own (see :class:`Runs`). ``stall_below[k]`` (default: +inf) limits the patience
-    rule to runs whose best metric is below it: a run a fact or two short of the criterion may gain the
-    last ones late in the schedule after a long stall, while a run stuck far below it does not. Stopped
-    runs keep their state. One compiled program serves every span; the K runs are split across the local
-    devices when K is a multiple of their number.
-
-    Returns:
-        The new :class:`Runs` (``active`` false for every run that stopped).
-    """
-    n_dev = jax.device_count()
-    K = runs.step.shape[0]
-    below = jnp.full((K,), jnp.inf) if stall_below is None else jnp.asarray(stall_below, jnp.float32)
-    args = (runs, data, jnp.asarray(lrs, jnp.float32), keys, below)
-    if n_dev > 1 and K % n_dev == 0:
-        args = _shard(args, n_dev)
-    return _advancer(problem, settings)(*args, jnp.asarray(span, jnp.int32))

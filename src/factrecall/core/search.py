@@ -10,7 +10,7 @@ Paper: SPEC §1.4 (bisection with relative precision from a lower bracket that i
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 from factrecall.core.errors import check
@@ -80,6 +80,25 @@ class Bracket:
         return bisections + (1 if self.lo is None or self.hi is None else 0)
 
 
+def status_line(brackets: Mapping[int, Bracket], ends: str = "[]") -> str:
+    """Each seed's bracket for a progress line, e.g. ``seed 0: [12, 14], seed 1: [None, 20]``."""
+    return ", ".join(f"seed {s}: {ends[0]}{b.lo}, {b.hi}{ends[1]}" for s, b in brackets.items())
+
+
+def largest(
+    brackets: Mapping[int, Bracket], seeds: Sequence[int], trials: Sequence[Trial]
+) -> tuple[tuple[int, ...], bool, tuple[Trial, ...]]:
+    """The result of a search for the largest stored N, from its finished brackets.
+
+    Returns:
+        (N* per seed — the largest stored N tested, 0 if even N = 1 failed —, whether any seed stored
+        ``n_max`` (capped), every trial in order).
+    """
+    per_seed = tuple(brackets[s].lo or 0 for s in seeds)
+    capped = any(b.lo is not None and b.hi is None for b in brackets.values())
+    return per_seed, capped, tuple(trials)
+
+
 def _bracket_all(
     run_round: Callable[[list[int], list[int]], list[Trial]],
     seeds: Sequence[int],
@@ -105,8 +124,7 @@ def _bracket_all(
         rounds += 1
         if on_round is not None:
             left = max(b.rounds_left() for b in brackets.values())
-            status = ", ".join(f"seed {s}: {ends[0]}{b.lo}, {b.hi}{ends[1]}" for s, b in brackets.items())
-            on_round(rounds, rounds + left, status)
+            on_round(rounds, rounds + left, status_line(brackets, ends))
     return brackets, trials
 
 
@@ -133,9 +151,7 @@ def search_largest(
         ConfigError: no seeds, or ``rel_precision`` ≤ 0.
     """
     brackets, trials = _bracket_all(run_round, seeds, guess, n_max, rel_precision, on_round, "[]", True)
-    per_seed = tuple(brackets[s].lo or 0 for s in seeds)
-    capped = any(b.lo is not None and b.hi is None for b in brackets.values())
-    return per_seed, capped, tuple(trials)
+    return largest(brackets, seeds, trials)
 
 
 def search_smallest(
