@@ -1,9 +1,8 @@
 """Benchmark: the Figure 5 trajectory, ours vs a naive loop, side by side in one run.
 
-Ours: factrecall.dynamics.trajectory.trajectory (sequences as token counts, sampled inside a compiled
-lax.scan of 64
-gradient steps followed by an evaluation on the fixed 2^14-sequence test set; one host sync per 16
-evaluations).
+Ours: factrecall.dynamics.trajectory.trajectory (the simplified model of factrecall.dynamics.simplified:
+sequences as token counts, sampled inside a compiled lax.scan of 64 gradient steps followed by an
+evaluation on the fixed 2^14-sequence test set; one host sync per 16 evaluations).
 
 Naive (written here, the way the paper's code works): sequences as (B, T) tokens with positions, embedded
 one-hot into (B, T, d), x_T-attention computed over all T positions; a Python loop calls a jitted step on a

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from factrecall.core.errors import ConfigError, TrainingError
+from factrecall.dynamics import simplified
 from factrecall.dynamics import trajectory as dynamics
 from factrecall.recall.task import recall_task
 
@@ -55,7 +56,7 @@ def test_measured_transitions_match_the_prediction(default_run):
 
 def test_sample_counts_invariants(key):
     task = recall_task(5, 3, 2, T=10, alpha_S=1.0)
-    x = dynamics.sample_counts(task, 20000, key=key)
+    x = simplified.sample_counts(task, 20000, key=key)
     c = np.asarray(x.counts)
     assert np.all(c.sum(axis=1) == task.T) and np.all(c[:, task.eos_id] == 1)
     assert np.all(c[:, : task.S].sum(axis=1) == 1) and np.all(c[:, task.S : task.S + task.R].sum(axis=1) == 1)
@@ -108,11 +109,12 @@ def test_transformer_model_trains():
         ({"init": 0.0}, "init must be > 0"),
         ({"lr": -1.0}, "lr must be a positive number"),
         ({"S": 0}, "S must be ≥ 1"),
+        ({"d": 7}, "one-hot embeddings need d = vocab = 41, got d=7"),
     ],
 )
 def test_bad_specs_are_config_errors(change, match):
     with pytest.raises(ConfigError, match=match):
-        dynamics.trajectory(dynamics.DynamicsSpec(**change))
+        dynamics.validate(dynamics.DynamicsSpec(**change))
 
 
 def test_divergence_is_a_training_error():

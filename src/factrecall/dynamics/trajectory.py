@@ -1,18 +1,14 @@
-"""Training dynamics of factual recall: the paper's simplified model trained by plain gradient descent, the
-loss split by what is known (relation, subject), and the stages of learning.
+"""Training dynamics of factual recall: a trajectory of plain gradient descent, the loss split by what is
+known (relation, subject), and the stages of learning read from it.
 
-The simplified model (the paper's Eq. 15) has one key-query matrix A ∈ R^{d×d} and one value matrix
-V ∈ R^{d×R·D} mapping straight to the answer logits, over fixed embeddings x_t (one-hot by default,
-d = vocab):
+The model is either the paper's simplified model (Eq. 15, :mod:`factrecall.dynamics.simplified`: A and
+V start at ε = 1e-5 everywhere, inputs sampled as token counts) or, with ``model="transformer"``, the full
+one-layer transformer (:mod:`factrecall.recall.transformer`) on ``task.sample`` sequences; both train by
+plain gradient descent on fresh batches, sampled inside the compiled step, through the same loop.
 
-    logits = Σ_t (x_Tᵀ A x_t) · Vᵀ x_t        (linear attention; softmax: weights softmax_t(x_Tᵀ A x_t)).
-
-It has no positions, so a sequence enters only through its token counts c ∈ N^vocab and its last token:
-logits = Vᵀ Eᵀ (c ⊙ (E Aᵀ x_T)) with E the embedding table. We sample those counts directly (subject,
-relation, EOS and T − 3 uniform noise tokens), which is exact and costs O(vocab·d) per sequence instead of
-O(T·d). A and V start at ε = 1e-5 everywhere; training is plain gradient descent on fresh batches, sampled
-inside the compiled step. ``model="transformer"`` trains the full one-layer transformer
-(:mod:`factrecall.recall.transformer`) on ``task.sample`` sequences through the same loop instead.
+This module owns the trajectory's spec (:class:`DynamicsSpec`) and its validation, the setup of either
+model, the metrics of the loss split, the compiled loop, and the summaries and curves the CLI and the
+figures read.
 
 The loop is our own small ``lax.scan`` (gradient descent on fresh batches, an evaluation every
 ``eval_every`` steps), as STYLE allows for dynamics: the engine stops at a criterion, this records a curve.
@@ -23,7 +19,6 @@ Paper: §5, Eq. (15), Figure 5; SPEC §6.
 from __future__ import annotations
 
 import functools
-import io
 import math
 import time
 from collections.abc import Callable
@@ -35,7 +30,10 @@ import numpy as np
 
 from factrecall.core.base import Array, Float, Int, Key, Params
 from factrecall.core.errors import TrainingError, check
+from factrecall.core.io import curves_csv as _curves_csv
+from factrecall.dynamics import simplified
 from factrecall.dynamics import stages as stages_mod
+from factrecall.dynamics.simplified import Counts, sample_counts
 from factrecall.memories.embeddings import gaussian
 from factrecall.recall import task as task_mod
 from factrecall.recall.transformer import TransformerConfig, forward
@@ -119,7 +117,12 @@ def validate(spec: DynamicsSpec) -> None:
     check(
         spec.model == "transformer" or spec.T >= 3, f"T must be ≥ 3 (subject, relation, EOS), got T={spec.T}"
     )
-    task_of(spec)  # validates S, R, D, T, n_noise and the Zipf exponents
+    vocab = task_of(spec).vocab  # validates S, R, D, T, n_noise and the Zipf exponents
+    d = spec.d or vocab
+    check(
+        spec.model == "transformer" or spec.embeddings != "onehot" or d == vocab,
+        f"one-hot embeddings need d = vocab = {vocab}, got d={d}",
+    )
 
 
 def task_of(spec: DynamicsSpec) -> task_mod.RecallTask:
@@ -135,65 +138,6 @@ def facts_of(spec: DynamicsSpec, task: task_mod.RecallTask, *, key: Key) -> Int[
         return task_mod.facts_random(task, key=key)
     s = jnp.arange(task.S, dtype=jnp.int32)[:, None]
     return (s * task.D) // task.S + task.D * jnp.arange(task.R, dtype=jnp.int32)[None, :]
-
-
-# ------------------------------------------------------------------------------ the simplified model
-
-
-class Counts(NamedTuple):
-    """Sequences of the simplified model as token counts (no positions) plus the ids asked about."""
-
-    counts: Float[Array, "B vocab"]
-    last: Int[Array, " B"]
-    subjects: Int[Array, " B"]
-    relations: Int[Array, " B"]
-
-
-def sample_counts(task: task_mod.RecallTask, B: int, *, key: Key) -> Counts:
-    """B fresh sequences as counts: s ~ p_s (Zipf), r ~ q_r, EOS, and T − 3 uniform noise tokens.
-
-    The same distribution as ``task.sample`` with positions forgotten (the simplified model has none).
-
-    >>> task = task_mod.recall_task(4, 2, 3, T=8)
-    >>> c = sample_counts(task, 5, key=jax.random.key(0))
-    >>> c.counts.shape, c.counts.sum(axis=1).tolist()
-    ((5, 13), [8.0, 8.0, 8.0, 8.0, 8.0])
-    """
-    k_s, k_r, k_n = jax.random.split(key, 3)
-    log_p = -task.alpha_S * jnp.log(jnp.arange(1, task.S + 1.0))
-    log_q = -task.alpha_R * jnp.log(jnp.arange(1, task.R + 1.0))
-    s = jax.random.categorical(k_s, log_p, shape=(B,))
-    r = jax.random.categorical(k_r, log_q, shape=(B,))
-    first_noise = task.S + task.R
-    noise = jax.random.randint(k_n, (B, task.T - 3), first_noise, first_noise + max(task.n_noise, 1))
-    counts = jnp.zeros((B, task.vocab)).at[jnp.arange(B)[:, None], noise].add(1.0)
-    counts = counts.at[jnp.arange(B), s].add(1.0).at[jnp.arange(B), task.S + r].add(1.0)
-    counts = counts.at[:, task.eos_id].add(1.0)
-    return Counts(counts, jnp.full((B,), task.eos_id), s, r)
-
-
-def simplified_logits(
-    params: Params, E: Float[Array, "vocab d"] | None, x: Counts, attention: str = "linear"
-) -> Float[Array, "B n_out"]:
-    """Logits of the simplified model, Σ_t a_t Vᵀ x_t with a_t = x_Tᵀ A x_t (or its softmax over t).
-
-    ``E = None`` means one-hot embeddings (E = I, d = vocab), computed without the products with I.
-
-    >>> p = {"A": jnp.ones((3, 3)), "V": jnp.eye(3)[:, :2]}
-    >>> x = Counts(jnp.array([[2.0, 1.0, 0.0]]), jnp.array([1]), jnp.array([0]), jnp.array([0]))
-    >>> simplified_logits(p, None, x).tolist() == simplified_logits(p, jnp.eye(3), x).tolist() == [[2.0, 1.0]]
-    True
-    """
-    onehot = E is None  # x_t = e_t: skip the products with the identity
-    q = params["A"][x.last] if onehot else E[x.last] @ params["A"]  # x_Tᵀ A, (B, d)
-    scores = q if onehot else q @ E.T  # per token type, (B, vocab)
-    if attention == "softmax":
-        w = jax.nn.softmax(
-            jnp.where(x.counts > 0, scores + jnp.log(jnp.maximum(x.counts, 1e-30)), -jnp.inf), axis=-1
-        )
-    else:
-        w = x.counts * scores
-    return (w if onehot else w @ E) @ params["V"]
 
 
 # ------------------------------------------------------------------------------ both models
@@ -218,23 +162,15 @@ def setup(spec: DynamicsSpec, *, key: Key) -> Setup:
         return _transformer_setup(spec, task, facts, k_emb, k_test)
     d = spec.d or task.vocab
     E = None if spec.embeddings == "onehot" else gaussian(task.vocab, d, key=k_emb)
-    check(
-        spec.embeddings != "onehot" or d == task.vocab,
-        f"one-hot embeddings need d = vocab = {task.vocab}, got d={d}",
-    )
-    params = {"A": jnp.full((d, d), spec.init), "V": jnp.full((d, task.n_answers), spec.init)}
+    params = simplified.init_params(d, task.n_answers, spec.init)
 
     def sample(k: Key) -> tuple[Counts, Array, Array]:
         x = sample_counts(task, spec.B, key=k)
         return x, x.subjects, x.relations
 
     test = sample_counts(task, spec.n_test, key=k_test)
-    logits = functools.partial(_simplified_apply, E=E, attention=spec.attention)
+    logits = functools.partial(simplified.apply, E=E, attention=spec.attention)
     return Setup(params, logits, sample, (test, test.subjects, test.relations), facts)
-
-
-def _simplified_apply(params: Params, x: Counts, *, E: Array | None, attention: str) -> Array:
-    return simplified_logits(params, E, x, attention)
 
 
 def _transformer_setup(
@@ -346,21 +282,19 @@ def trajectory(spec: DynamicsSpec, on_chunk: Callable[[int, int, str], None] | N
     """Train ``spec`` by gradient descent on fresh batches and record every metric every ``eval_every`` steps.
 
     Args:
-        spec: the run (validated here).
+        spec: the run, trusted: validate user input with :func:`validate` first.
         on_chunk: ``on_chunk(done_steps, n_steps, status)`` after each compiled chunk (a progress bar).
 
     Returns:
         The :class:`Trajectory`, step 0 included.
 
     Raises:
-        ConfigError: an invalid field of ``spec``.
         TrainingError: the loss or the weights became non-finite (lower ``lr``).
 
     >>> traj = trajectory(DynamicsSpec(S=4, R=2, D=2, n_steps=128, n_test=256, B=64))
     >>> traj.steps.tolist(), round(float(traj.curves["loss"][0]), 3) == round(math.log(4), 3)
     ([0, 64, 128], True)
     """
-    validate(spec)
     start = time.perf_counter()
     key = jax.random.key(spec.seed)
     st = setup(spec, key=jax.random.fold_in(key, 0))
@@ -374,7 +308,7 @@ def trajectory(spec: DynamicsSpec, on_chunk: Callable[[int, int, str], None] | N
         done = (i + 1) * per_chunk * spec.eval_every
         if not all(np.all(np.isfinite(v)) for v in curves.values()):
             raise TrainingError(
-                f"training diverged before step {done} (lr={spec.lr}): the loss became non-finite; lower --lr"
+                f"training diverged before step {done} (lr={spec.lr}): the loss became non-finite; lower lr"
             )
         rows.append(curves)
         if on_chunk is not None:
@@ -425,12 +359,8 @@ def summarize(spec: DynamicsSpec, traj: Trajectory) -> dict[str, Any]:
 
 
 def curves_csv(traj: Trajectory) -> str:
-    """The curves as CSV text: a ``step`` column, then one column per metric."""
-    buf = io.StringIO()
-    buf.write(",".join(("step", *METRICS)) + "\n")
-    for i, step in enumerate(traj.steps):
-        buf.write(",".join([str(int(step))] + [f"{traj.curves[k][i]:.6g}" for k in METRICS]) + "\n")
-    return buf.getvalue()
+    """The curves as CSV text: a ``step`` column, then one column per metric (:data:`METRICS`)."""
+    return _curves_csv(traj.steps, traj.curves)
 
 
 def record(spec: DynamicsSpec, traj: Trajectory) -> dict[str, Any]:
