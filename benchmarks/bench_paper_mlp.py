@@ -1,6 +1,6 @@
 """Benchmark: the MLP-memory capacity of the paper's own procedure vs ours, on the same problems, in one run.
 
-The issue's MLP targets (N* ≥ 43, 65, 166, 284 at d = 8, 11, 16, 22, α = m/d = 1) are what the authors' code
+The MLP capacity targets (N* ≥ 43, 65, 166, 284 at d = 8, 11, 16, 22, α = m/d = 1) are what the authors' code
 reached on their machine. This script ports their procedure (from the description of their public sweep
 script) and runs it here next to ours, so the two recipes are compared on this machine and on identical
 problems rather than against numbers from another machine's float arithmetic.

@@ -24,8 +24,8 @@ from typing import Any, NamedTuple
 
 from factrecall.core import bounds
 from factrecall.core.errors import TrainingError
-from factrecall.core.search import Trial
-from factrecall.memories.lockstep import search_lockstep
+from factrecall.core.search import Trial, search_largest
+from factrecall.memories.lockstep import lockstep_rounds
 from factrecall.memories.queue import search_queued
 from factrecall.memories.spec import (
     LINEAR_LRS,
@@ -171,10 +171,12 @@ def capacity(
     if spec.geometry in ("orthogonal", "onehot"):
         n_max = min(n_max, spec.d)
     start = time.perf_counter()
-    search = search_queued if spec.method == "trained" and spec.model == "mlp" else search_lockstep
-    per_seed, capped, trials = search(
-        spec, seeds, guess or default_guess(spec), n_max=n_max, rel_precision=rel_precision, on_round=on_round
-    )
+    guess = guess or default_guess(spec)
+    options = {"n_max": n_max, "rel_precision": rel_precision, "on_round": on_round}
+    if spec.method == "trained" and spec.model == "mlp":  # long runs: the work queue
+        per_seed, capped, trials = search_queued(spec, seeds, guess, **options)
+    else:  # short runs or constructions: lockstep rounds
+        per_seed, capped, trials = search_largest(lockstep_rounds(spec), seeds, guess, **options)
     _check_trained(spec, seeds, per_seed, trials)
     params, extra = param_count(spec)
     return CapacityResult(

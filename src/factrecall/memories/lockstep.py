@@ -1,11 +1,12 @@
 """The lockstep schedule of a capacity search (linear memories, constructions): rounds of trials, each
 round one compiled program, padded to a shape a fixed cost model picks.
 
-Each round, every unfinished seed proposes one N (:func:`factrecall.core.search.search_largest`) and all
-(seed, N, learning rate) runs of the round are padded to one shape (rows, n_pad) and trained together
-(:func:`factrecall.memories.trials.run_trials`); a round lasts as long as its slowest trial. A trial's
-numbers depend on (seed, N, learning rate) and on the size its problem was padded to, which
-:class:`ShapePlanner` fixes from the spec, the seeds and the device count alone.
+Each round, every unfinished seed proposes one N (:func:`factrecall.core.search.search_largest`, with the
+``run_round`` of :func:`lockstep_rounds`) and all (seed, N, learning rate) runs of the round are padded to
+one shape (rows, n_pad) and trained together (:func:`factrecall.memories.trials.run_trials`); a round lasts
+as long as its slowest trial. A trial's numbers depend on (seed, N, learning rate) and on the size its
+problem was padded to, which :class:`ShapePlanner` fixes from the spec, the seeds and the device count
+alone.
 
 Paper: SPEC §1.4.
 """
@@ -13,11 +14,11 @@ Paper: SPEC §1.4.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import jax
 
-from factrecall.core.search import FIRST_STEP, Trial, search_largest
+from factrecall.core.search import FIRST_STEP, Trial
 from factrecall.memories import trials
 from factrecall.memories.spec import MemorySpec
 from factrecall.memories.trials import padded_size
@@ -78,21 +79,12 @@ def planner_for(spec: MemorySpec) -> ShapePlanner:
     return ShapePlanner(1, 1e-7)
 
 
-def search_lockstep(
-    spec: MemorySpec,
-    seeds: Sequence[int],
-    guess: int,
-    *,
-    n_max: int,
-    rel_precision: float,
-    on_round: Callable[[int, int, str], None] | None,
-) -> tuple[tuple[int, ...], bool, tuple[Trial, ...]]:
-    """:func:`~factrecall.core.search.search_largest` in lockstep rounds, each padded by the planner."""
+def lockstep_rounds(spec: MemorySpec) -> Callable[[list[int], list[int]], list[Trial]]:
+    """The ``run_round(Ns, seeds)`` of :func:`~factrecall.core.search.search_largest` for ``spec``: each
+    round is one :func:`~factrecall.memories.trials.run_trials` batch, padded by the spec's planner."""
     planner = planner_for(spec)
 
-    def run_round(Ns: list[int], active: list[int]) -> list[Trial]:
-        return trials.run_trials(spec, Ns, active, planner.choose(len(Ns), max(Ns)))
+    def run_round(Ns: list[int], seeds: list[int]) -> list[Trial]:
+        return trials.run_trials(spec, Ns, seeds, planner.choose(len(Ns), max(Ns)))
 
-    return search_largest(
-        run_round, seeds, guess, n_max=n_max, rel_precision=rel_precision, on_round=on_round
-    )
+    return run_round
