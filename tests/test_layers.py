@@ -23,7 +23,7 @@ MODULES = {
         "progress": 0,
         "provenance": 1,
         "bounds": 1,
-        "paper": 2,
+        "paper": 0,
         "fits": 1,
         "search": 1,
         "engine": 2,
