@@ -56,17 +56,24 @@ def test_hebbian_json(capsys):
 @pytest.mark.parametrize(
     ("argv", "match"),
     [
-        (["capacity", "linear", "--d", "0"], "d must be ≥ 1, got d=0"),
+        (["capacity", "linear", "--d", "0"], "--d: Input should be greater than or equal to 1 (got 0)"),
         (["capacity", "linear", "--d", "abc"], "--d"),
         (["capacity", "linear", "--seeds", "0"], "--seeds must be ≥ 1, got 0"),
-        (["capacity", "linear", "--criterion", "1.5"], "criterion must be in (0, 1], got 1.5"),
-        (["capacity", "linear", "--method", "magic"], "method for linear must be one of trained, hebbian"),
+        (
+            ["capacity", "linear", "--criterion", "1.5"],
+            "--criterion: Input should be less than or equal to 1",
+        ),
+        (["capacity", "linear", "--method", "magic"], "--method: Input should be 'trained', 'hebbian' or"),
         (["capacity", "linear", "--rank", "99", "--d", "8"], "rank must be in"),
-        (["capacity", "linear", "--lr", "-1"], "learning rates must be > 0"),
+        (
+            ["capacity", "linear", "--method", "construction"],
+            "method for linear must be one of trained, hebbian",
+        ),
+        (["capacity", "linear", "--lr", "-1"], "--lr: Input should be greater than 0 (got -1.0)"),
         (["capacity", "linear", "--geometry", "torus"], "geometry"),
         (["capacity", "linear", "--bogus"], "No such option"),
-        (["capacity", "mlp", "--width", "0"], "width must be ≥ 1"),
-        (["capacity", "mlp", "--outputs", "1"], "outputs M must be ≥ 2"),
+        (["capacity", "mlp", "--width", "0"], "--width: Input should be greater than or equal to 1 (got 0)"),
+        (["capacity", "mlp", "--outputs", "1"], "--outputs: Input should be greater than or equal to 2"),
         (["capacity", "mlp", "--method", "hebbian"], "method for mlp"),
         (["capacity", "conv"], "No such command"),
         (["reproduce", "fig99"], "unknown figure 'fig99'"),
@@ -130,7 +137,7 @@ def test_construct_transformer_find_min_reports_params_per_fact(capsys):
 @pytest.mark.parametrize(
     "flags, message",
     [
-        (["--mechanism", "ffn"], "unknown mechanism"),
+        (["--mechanism", "ffn"], "--mechanism: Input should be 'attention', 'mlp' or 'hybrid' (got \"ffn\")"),
         (["--mechanism", "mlp", "--width", "0"], "needs an MLP"),
         (["--find-min", "--d", "32"], "--find-min searches"),
     ],
@@ -161,10 +168,10 @@ def test_dynamics_json_and_files(capsys, tmp_path):
 @pytest.mark.parametrize(
     ("argv", "match"),
     [
-        (["--attention", "relu"], "attention must be one of linear, softmax, got 'relu'"),
+        (["--attention", "relu"], "--attention: Input should be 'linear' or 'softmax' (got \"relu\")"),
         (["--steps", "100"], "multiple of eval_every"),
-        (["--model", "rnn"], "model must be one of"),
-        (["--zipf-subjects", "-1"], "Zipf exponents must be ≥ 0"),
+        (["--model", "rnn"], "--model: Input should be 'simplified' or 'transformer'"),
+        (["--zipf-subjects", "-1"], "--zipf-subjects: Input should be greater than or equal to 0"),
     ],
 )
 def test_dynamics_bad_flags_exit_2_and_write_nothing(capsys, tmp_path, argv, match):

@@ -59,11 +59,20 @@ def test_train_save_and_eval(capsys, tmp_path):
 @pytest.mark.parametrize(
     "argv, match",
     [
-        (["train", "transformer", "--heads", "0"], "H must be ≥ 1"),
-        (["train", "transformer", "--subjects", "0"], "subjects S must be ≥ 1"),
-        (["train", "transformer", "--attention", "cubic"], "attention must be one of"),
-        (["train", "transformer", "--batch", "0"], "batch must be ≥ 1"),
-        (["train", "transformer", "--lr", "-1"], "learning rates must be > 0"),
+        (
+            ["train", "transformer", "--heads", "0"],
+            "--heads: Input should be greater than or equal to 1 (got 0)",
+        ),
+        (
+            ["train", "transformer", "--subjects", "0"],
+            "--subjects: Input should be greater than or equal to 1",
+        ),
+        (
+            ["train", "transformer", "--attention", "cubic"],
+            "--attention: Input should be 'softmax' or 'linear'",
+        ),
+        (["train", "transformer", "--batch", "0"], "--batch: Input should be greater than or equal to 1"),
+        (["train", "transformer", "--lr", "-1"], "--lr: Input should be greater than 0"),
         (["train", "transformer", "--save", "/no/such/dir/m.npz"], "does not exist"),
         (["eval", "/no/such/model.npz"], "does not exist"),
     ],

@@ -42,7 +42,7 @@ def _cli_error(tmp_path, capsys, text, *extra):
         (GOOD.replace("seeds = [0]", 'seeds = "zero"'), "seeds: Input should be a valid list"),
         (GOOD.replace('method = "hebbian"', 'method = "hebbian"\nwidth = 3'), "width: unknown key"),
         (GOOD.replace('"memory_capacity"', '"nope"'), "unknown experiment 'nope'; allowed: memory_capacity"),
-        (GOOD.replace('model = "linear"', 'model = "mlp"'), "model 'mlp' needs a width m"),
+        (GOOD.replace('"hebbian"', '"construction"'), "method for linear must be one of trained, hebbian"),
         ('figure = "fig99"\nscale = "quick"\n[[points]]\nd = 4\n', "unknown figure 'fig99'"),
         ('figure = "fig1"\nscale = "huge"\n', "scale: Input should be 'quick' or 'paper'"),
     ],
@@ -78,10 +78,19 @@ def test_figure_points_are_checked_against_the_figures_own(tmp_path, capsys, poi
 
 
 def test_expand_is_the_grid_product_in_order_then_points(tmp_path):
+    from factrecall.experiments import sweeps
+
     path = tmp_path / "s.toml"
     path.write_text(GOOD.replace("d = [4, 6]", "d = [4, 6]\ntop_k = [1, 2]") + "[[points]]\nd = 9\n")
     cfg = config.load_sweep(path)
-    points = config.expand(cfg)
+    assert [(p["d"], p.get("top_k")) for p in config.expand(cfg)] == [
+        (4, 1),
+        (4, 2),
+        (6, 1),
+        (6, 2),
+        (9, None),
+    ]
+    points = sweeps.checked_points(cfg)
     assert [(p["d"], p["top_k"]) for p in points] == [(4, 1), (4, 2), (6, 1), (6, 2), (9, 1)]
     assert all(p["criterion"] == 0.99 and p["method"] == "hebbian" for p in points)  # defaults resolved
     assert cfg.name == "tiny"
@@ -97,17 +106,17 @@ def test_name_defaults_to_the_file_stem(tmp_path):
 
 def test_a_sweep_with_a_failed_point_finishes_the_others_and_exits_1(tmp_path, capsys, monkeypatch):
     """A point that raises is recorded as failed with its reason; the sweep goes on, then exits 1."""
-    from factrecall.experiments import sweeps
+    from factrecall.experiments.specs import MemoryCapacityPoint
     from factrecall.experiments.store import Store
 
-    real = sweeps.EXPERIMENTS["memory_capacity"]
+    real = MemoryCapacityPoint.run
 
-    def fails_at_d6(point, update):
-        if point["d"] == 6:
+    def fails_at_d6(point, update=None):
+        if point.d == 6:
             raise FloatingPointError("loss became NaN")
-        return real.run(point, update)
+        return real(point, update)
 
-    monkeypatch.setitem(sweeps.EXPERIMENTS, "memory_capacity", real._replace(run=fails_at_d6))
+    monkeypatch.setattr(MemoryCapacityPoint, "run", fails_at_d6)
     path = tmp_path / "sweep.toml"
     path.write_text(GOOD)
     store = tmp_path / "results.db"

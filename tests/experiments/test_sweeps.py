@@ -59,7 +59,7 @@ def test_a_failed_point_is_recorded_and_the_sweep_goes_on(tmp_path):
         assert (again.skipped, again.done, again.failed) == (3, 0, 0)
         retry = sweeps.run_points(store, "t", "-", "toy", points, _fails_on_d6, quiet=True, retry_failed=True)
         assert (retry.skipped, retry.failed) == (2, 1) and len(store.rows()) == 3
-        with pytest.raises(ConfigError, match="pass --resume"):
+        with pytest.raises(ConfigError, match="resume the sweep"):
             sweeps.run_points(store, "t", "-", "toy", points, _fails_on_d6, quiet=True, resume=False)
 
 

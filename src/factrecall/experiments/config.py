@@ -1,10 +1,18 @@
-"""Sweep definitions: TOML files validated by pydantic (frozen models, unknown keys rejected).
+"""Sweep files, and the pydantic vocabulary the experiments' specs are written in.
 
-A sweep file names either an *experiment* of :data:`POINT_MODELS` with a grid and/or a list of points, or a
-paper *figure* (``figure = "fig1"``) with the figure's points (``configs/`` holds one per figure and scale,
-generated from :data:`factrecall.experiments.reproduce.FIGURES`). Every problem is a :class:`ConfigError`
-naming the key,
-the value received and what is allowed; nothing is run or written before the whole file is valid.
+This module owns what a sweep file is: :class:`SweepConfig` (TOML validated by pydantic: frozen, unknown
+keys rejected), :func:`load_sweep`, :func:`expand` (``base`` × ``grid``, then ``points``), the check of a
+hand-edited figure point against the figure's own (:func:`check_like`), the TOML writer (:func:`toml_value`),
+:data:`SCALES`, and :func:`validation_message`, which turns a pydantic error into one sentence naming each
+key, what is allowed and the value received. It also holds the field types (:data:`Pos`, :data:`Rates`, …)
+and the :class:`Frozen` base of :mod:`factrecall.experiments.specs`, where each experiment's point model
+lives.
+
+A sweep file names either an *experiment* of :data:`factrecall.experiments.specs.EXPERIMENTS` with a grid
+and/or a list of points, or a paper *figure* (``figure = "fig1"``) with the figure's points (``configs/``
+holds one per figure and scale, generated from :data:`factrecall.experiments.reproduce.FIGURES`). Every
+problem is a :class:`ConfigError` naming the key, the value received and what is allowed; nothing is run or
+written before the whole file is valid.
 
 Example (``factrecall sweep my.toml``)::
 
@@ -25,6 +33,7 @@ from __future__ import annotations
 import itertools
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -41,155 +50,35 @@ SCALES = ("quick", "paper")
 # Paper symbols that count something: in any point (figure or experiment) they must be ≥ 1.
 SIZES = ("d", "m", "M", "H", "d_h", "S", "R", "D", "T", "N", "n_steps", "rank", "top_k")
 
+# The vocabulary of the experiments' fields (:mod:`factrecall.experiments.specs`).
 Pos = Annotated[int, Field(ge=1)]
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
-
-
-class MemoryCapacityPoint(_Frozen):
-    """One capacity measurement of an associative memory (:func:`factrecall.memories.capacity.capacity`).
-
-    Unset training fields take the project's recipe (:func:`factrecall.memories.capacity.recipe`).
-    """
-
-    model: Literal["linear", "mlp"]
-    d: Pos
-    m: Pos | None = None
-    M: Annotated[int, Field(ge=2)] | None = None
-    rank: Pos | None = None
-    method: Literal["trained", "hebbian", "construction"] = "trained"
-    target: Literal["bijection", "balanced", "random"] | None = None
-    zipf: Annotated[float, Field(ge=0)] = 0.0
-    geometry: Literal["sphere", "orthogonal", "onehot", "spiked"] = "sphere"
-    criterion: Annotated[float, Field(gt=0, le=1)] = 0.99
-    top_k: Pos = 1
-    lrs: list[Annotated[float, Field(gt=0)]] | None = None
-    n_steps: Pos | None = None
-    seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)] = [0, 1, 2]
-    precision: Annotated[float, Field(gt=0)] = 0.01
-
-    @model_validator(mode="after")
-    def _width_for_mlp(self) -> MemoryCapacityPoint:
-        if self.model == "mlp" and self.m is None:
-            raise ValueError("model 'mlp' needs a width m ≥ 1")
-        methods = {"linear": ("trained", "hebbian"), "mlp": ("trained", "construction")}[self.model]
-        if self.method not in methods:
-            raise ValueError(f"method for model {self.model!r} must be one of {', '.join(methods)}")
-        return self
-
-
 NonNeg = Annotated[int, Field(ge=0)]
 Seeds = Annotated[list[NonNeg], Field(min_length=1)]
 Rates = Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)]
 Criterion = Annotated[float, Field(gt=0, le=1)]
+PosFloat = Annotated[float, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
 
 
-class TransformerTrainPoint(_Frozen):
-    """One trained one-layer transformer on the recall task, as ``factrecall train transformer`` (same
-    defaults, same seeding: a point and the command with the same values give the same numbers)."""
-
-    d: Pos = 32
-    H: Pos = 4
-    d_h: Pos = 8
-    m: NonNeg = 64
-    S: Pos = 16
-    R: Pos = 16
-    D: Pos = 8
-    T: Annotated[int, Field(ge=3)] = 32
-    attention: Literal["softmax", "linear"] = "softmax"
-    train_embeddings: bool = False
-    lrs: Rates = [1e-2]
-    n_steps: Pos = 16384
-    batch: Pos = 1024
-    criterion: Criterion = 0.99
-    seed: NonNeg = 0
+FROZEN = ConfigDict(frozen=True, extra="forbid", strict=False)
+"""The settings of every model here and in specs: it cannot change once built and rejects unknown keys."""
 
 
-class TransformerCapacityPoint(_Frozen):
-    """The largest fact set S·R a transformer shape stores, as ``factrecall capacity transformer``."""
+class Frozen(BaseModel):
+    """A pydantic model with the :data:`FROZEN` settings."""
 
-    d: Pos = 32
-    H: Pos = 8
-    d_h: Pos = 8
-    m: NonNeg = 32
-    D: Pos = 8
-    scaling: Literal["linear", "square", "distinct"] = "linear"
-    lrs: Rates = [1e-3, 3e-3, 1e-2]
-    n_steps: Pos = 16384
-    batch: Pos = 1024
-    criterion: Criterion = 0.99
-    patience: NonNeg = 2048  # steps without gain before a trial stops (0: never)
-    seeds: Seeds = [0]
+    model_config = FROZEN
 
 
-class ConstructionPoint(_Frozen):
-    """The smallest constructed transformer storing every fact, as ``factrecall construct transformer
-    --find-min`` (ratios default to the mechanism's, see
-    :data:`factrecall.recall.construction_search.DEFAULT_RATIOS`)."""
-
-    mechanism: Literal["attention", "mlp", "hybrid"]
-    S: Pos
-    R: Pos
-    D: Pos = 8
-    d_h: Pos = 8
-    attention_ratio: Annotated[float, Field(gt=0)] | None = None
-    mlp_ratio: Annotated[float, Field(ge=0)] | None = None
-    attention_share: Annotated[float, Field(ge=0, le=1)] | None = None
-    memory: Literal["pinv", "hebbian"] = "pinv"
-    n_contexts: Pos = 8
-    seeds: Seeds = [0]
-    precision: Annotated[float, Field(gt=0)] = 0.02
-
-
-class DynamicsPoint(_Frozen):
-    """One training trajectory (Figure 5), as ``factrecall dynamics`` (fields of
-    :class:`factrecall.dynamics.trajectory.DynamicsSpec`; defaults are the paper's run)."""
-
-    S: Pos = 16
-    R: Pos = 4
-    D: Pos = 8
-    T: Pos = 32
-    alpha_S: Annotated[float, Field(ge=0)] = 0.0
-    alpha_R: Annotated[float, Field(ge=0)] = 0.0
-    model: Literal["simplified", "transformer"] = "simplified"
-    attention: Literal["linear", "softmax"] = "linear"
-    embeddings: Literal["onehot", "random"] = "onehot"
-    facts: Literal["structured", "random"] = "structured"
-    lr: Annotated[float, Field(gt=0)] = 0.1
-    B: Pos = 1024
-    n_steps: Pos = 8192
-    eval_every: Pos = 64
-    n_test: Pos = 2**14
-    substeps: Pos = 1
-    d: Pos | None = None
-    H: Pos = 4
-    d_h: Pos = 16
-    m: NonNeg = 64
-    seed: NonNeg = 0
-
-
-POINT_MODELS: dict[str, type[BaseModel]] = {
-    "memory_capacity": MemoryCapacityPoint,
-    "transformer_train": TransformerTrainPoint,
-    "transformer_capacity": TransformerCapacityPoint,
-    "construction": ConstructionPoint,
-    "dynamics": DynamicsPoint,
-}
-"""Experiment name → the model of one point. Add an entry here and one in
-:data:`factrecall.experiments.sweeps.EXPERIMENTS` to make a new experiment sweepable (README: "Sweeps, the
-results store and the report")."""
-
-
-class SweepConfig(_Frozen):
+class SweepConfig(Frozen):
     """A sweep: an experiment over ``base`` × ``grid`` (+ ``points``), or a paper figure's points.
 
     Attributes:
         name: the sweep's name in the store (default: the file's stem; a figure's name for figures).
-        experiment: a key of :data:`POINT_MODELS`.
+        experiment: a key of :data:`factrecall.experiments.specs.EXPERIMENTS` (checked with the points, by
+            :func:`factrecall.experiments.sweeps.checked_points`).
         figure: a key of :data:`factrecall.experiments.reproduce.FIGURES` (instead of ``experiment``).
-        scale: ``quick`` or ``paper`` (figures).
+        scale: one of :data:`SCALES` (figures).
         base: values shared by every point.
         grid: key → list of values; the points are the Cartesian product (in the order written).
         points: explicit points (each merged over ``base``).
@@ -198,7 +87,7 @@ class SweepConfig(_Frozen):
     name: Annotated[str, Field(min_length=1)] | None = None
     experiment: str | None = None
     figure: str | None = None
-    scale: Literal["quick", "paper"] = "quick"
+    scale: Literal[SCALES] = "quick"  # type: ignore[valid-type]
     base: dict[str, Any] = {}
     grid: dict[str, Annotated[list[Any], Field(min_length=1)]] = {}
     points: list[dict[str, Any]] = []
@@ -207,10 +96,6 @@ class SweepConfig(_Frozen):
     def _one_target(self) -> SweepConfig:
         if (self.experiment is None) == (self.figure is None):
             raise ValueError("give exactly one of 'experiment' (a sweep) or 'figure' (a paper figure)")
-        if self.experiment is not None and self.experiment not in POINT_MODELS:
-            raise ValueError(
-                f"experiment: unknown experiment {self.experiment!r}; allowed: {', '.join(POINT_MODELS)}"
-            )
         if self.figure is not None and (self.grid or self.base):
             raise ValueError("a figure config lists its points; 'grid' and 'base' are for experiments")
         if self.experiment is not None and not (self.grid or self.points or self.base):
@@ -218,8 +103,12 @@ class SweepConfig(_Frozen):
         return self
 
 
-def _describe(error: dict[str, Any]) -> str:
-    where = ".".join(str(p) for p in error["loc"]) or "(top level)"
+def _describe(error: dict[str, Any], names: Mapping[str, str]) -> str:
+    cause = error.get("ctx", {}).get("error")
+    if isinstance(cause, ConfigError):  # a library's validation: its message names field, value and allowed
+        return str(cause)
+    loc = error["loc"]
+    where = (names.get(str(loc[0])) if loc else None) or ".".join(str(p) for p in loc) or "(top level)"
     msg = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         return f"{where}: unknown key (got {json.dumps(error['input'], default=str)})"
@@ -228,9 +117,17 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{where}: {msg} (got {json.dumps(error['input'], default=str)[:80]})"
 
 
-def validation_message(exc: ValidationError, allowed: type[BaseModel] | None = None) -> str:
-    """A one-paragraph message from a pydantic error: each key, what is wrong, the value received."""
-    parts = [_describe(e) for e in exc.errors()]
+def validation_message(
+    exc: ValidationError, allowed: type[BaseModel] | None = None, names: Mapping[str, str] | None = None
+) -> str:
+    """A one-paragraph message from a pydantic error: each key, what is wrong, the value received.
+
+    Args:
+        exc: the error.
+        allowed: the model whose keys to list when a key is unknown.
+        names: how to call a field in the message (e.g. the command-line flag that set it).
+    """
+    parts = [_describe(e, names or {}) for e in exc.errors()]
     if allowed is not None and any(e["type"] == "extra_forbidden" for e in exc.errors()):
         parts.append(f"allowed keys: {', '.join(allowed.model_fields)}")
     return "; ".join(parts)
@@ -255,21 +152,13 @@ def load_sweep(path: Path) -> SweepConfig:
     return cfg if cfg.name else cfg.model_copy(update={"name": cfg.figure or path.stem})
 
 
-def validate_point(experiment: str, point: dict[str, Any], where: str) -> dict[str, Any]:
-    """The resolved point (defaults filled in) of ``experiment``, or a :class:`ConfigError` naming the key."""
-    model = POINT_MODELS[experiment]
-    try:
-        return model.model_validate(point).model_dump()
-    except ValidationError as exc:
-        raise ConfigError(f"{where}: {validation_message(exc, model)}") from exc
-
-
 def expand(cfg: SweepConfig) -> list[dict[str, Any]]:
-    """An experiment sweep's points: ``base`` × ``grid`` (in the order written), then each of ``points``.
+    """An experiment sweep's raw points: ``base`` × ``grid`` (in the order written), then each of ``points``
+    (merged over ``base``). :func:`factrecall.experiments.sweeps.checked_points` validates them.
 
     >>> cfg = SweepConfig(experiment="memory_capacity", base={"model": "linear"}, grid={"d": [4, 8]})
-    >>> [p["d"] for p in expand(cfg)]
-    [4, 8]
+    >>> expand(cfg)
+    [{'model': 'linear', 'd': 4}, {'model': 'linear', 'd': 8}]
     """
     assert cfg.experiment is not None, "expand() is for experiment sweeps"
     raw = []
@@ -278,12 +167,11 @@ def expand(cfg: SweepConfig) -> list[dict[str, Any]]:
         for values in itertools.product(*(cfg.grid[k] for k in keys)):
             raw.append({**cfg.base, **dict(zip(keys, values, strict=True))})
     raw += [{**cfg.base, **p} for p in cfg.points]
-    if not raw:
-        raw = [dict(cfg.base)]
-    return [validate_point(cfg.experiment, p, f"point {i} {_short(p)}") for i, p in enumerate(raw)]
+    return raw or [dict(cfg.base)]
 
 
-def _short(point: dict[str, Any]) -> str:
+def point_label(point: dict[str, Any]) -> str:
+    """A point in one short line, for messages (``{"d": 4, ...}``, sorted, at most 120 characters)."""
     return json.dumps(point, sort_keys=True, default=str)[:120]
 
 
@@ -323,9 +211,6 @@ def _kind(v: Any) -> str:
     if isinstance(v, list | tuple):
         return "list"
     return "table"
-
-
-# ------------------------------------------------------------------------------------------- TOML writer
 
 
 def toml_value(v: Any) -> str:

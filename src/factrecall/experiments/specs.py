@@ -1,0 +1,400 @@
+"""The experiments, one pydantic model each: the spec of a run, its fields and defaults written once.
+
+This module owns the point models (:class:`MemoryCapacityPoint`, :class:`TransformerTrainPoint`,
+:class:`TransformerCapacityPoint`, :class:`ConstructionPoint`, :class:`ConstructedPoint`,
+:class:`DynamicsPoint`), the registry :data:`EXPERIMENTS` of the sweepable ones and :func:`build`. Commands,
+sweep files, figures and the Python API build these models and call the same :meth:`Point.run`, which
+returns the run's JSON record (a command adds its ``run``/``spec``/``saved``/``files`` keys). Building a
+model validates it once: pydantic checks types and ranges, then the library validates the spec the model
+makes (a :class:`ConfigError` naming the field, the value and what is allowed); below, the library trusts it.
+
+Paper: §3 (memories), §4 (transformers and constructions), §5 (dynamics); SPEC §7–8.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
+
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError, model_validator
+
+from factrecall.core.errors import ConfigError
+from factrecall.core.progress import Update
+from factrecall.experiments.config import (
+    FROZEN,
+    Criterion,
+    NonNeg,
+    NonNegFloat,
+    Pos,
+    PosFloat,
+    Rates,
+    Seeds,
+    validation_message,
+)
+
+if TYPE_CHECKING:
+    from factrecall.recall.training import Trained
+
+P = TypeVar("P", bound="Point")
+
+
+class Point(BaseModel):
+    """One run of an experiment: its fields are the spec; building it validates it (once). A subclass
+    defines :meth:`make_spec` (the library's spec, validated by the library) and :meth:`run`."""
+
+    model_config = FROZEN
+
+    DESCRIPTION: ClassVar[str] = ""
+    _spec: Any = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _library_checks(self) -> Point:
+        self._spec = self.make_spec()
+        return self
+
+    def make_spec(self) -> Any:
+        """The library's spec of this point; raises :class:`ConfigError` naming what is invalid."""
+        raise NotImplementedError
+
+    @property
+    def spec(self) -> Any:
+        """The library's spec, made when the point was built (or on first use, for trusted values)."""
+        if self._spec is None:  # made by model_construct: values already validated elsewhere
+            self._spec = self.make_spec()
+        return self._spec
+
+    def run(self, update: Update | None = None) -> dict[str, Any]:
+        """Compute the point; ``update(done, total, status)`` reports progress. Returns its JSON record."""
+        raise NotImplementedError
+
+
+def build(
+    model: type[P], values: Mapping[str, Any], where: str = "", names: Mapping[str, str] | None = None
+) -> P:
+    """``model`` built from ``values``, or a :class:`ConfigError` naming each bad key.
+
+    Args:
+        model, values: a :class:`Point` class and its fields (unset ones take their defaults).
+        where: what the message starts with (e.g. which point of a sweep file).
+        names: how the message calls a field (e.g. the command-line flag that set it).
+
+    >>> build(MemoryCapacityPoint, {"model": "linear", "d": 0})
+    Traceback (most recent call last):
+    ...
+    factrecall.core.errors.ConfigError: d: Input should be greater than or equal to 1 (got 0)
+    """
+    try:
+        return model.model_validate(dict(values))
+    except ValidationError as exc:
+        message = validation_message(exc, model, names)
+        raise ConfigError(f"{where}: {message}" if where else message) from exc
+
+
+class MemoryCapacityPoint(Point):
+    """The largest N an associative memory stores (paper §3, Figures 1 and 6), as ``factrecall capacity
+    linear|mlp``. Unset training fields take the model's recipe (:func:`factrecall.memories.capacity.recipe`).
+
+    Attributes:
+        model: ``linear`` (W ∈ R^{d×d}) or ``mlp`` (Vᵀ relu(W e + b)).
+        d: embedding dimension d.
+        m: MLP width m (``mlp`` only; :attr:`MLP_WIDTH` when unset).
+        M: number of outputs M (None: M = N, a bijection).
+        rank: rank r of W = A B (``linear``; None: full rank).
+        method: ``trained`` (Adam), or a construction: ``hebbian`` (linear, Theorem 1) or ``construction``
+            (MLP random features, Theorem 2).
+        target: ``bijection``, ``balanced`` or ``random`` (None: bijection, or balanced when M is set).
+        zipf: Zipf exponent α of the input weights p(x) ∝ (x+1)^-α.
+        geometry: embeddings: ``sphere``, ``orthogonal``, ``onehot`` or ``spiked``.
+        criterion, top_k: fraction of inputs whose output must be among the top_k best.
+        lrs, n_steps: learning-rate grid (the best is kept) and step budget per run (None: the recipe's).
+        seeds, precision: one N* per seed; the bisection stops at hi/lo ≤ 1 + precision.
+    """
+
+    DESCRIPTION: ClassVar[str] = "capacity N* of a linear or MLP memory (paper §3)"
+    MLP_WIDTH: ClassVar[int] = 16
+
+    model: Literal["linear", "mlp"]
+    d: Pos = 16
+    m: Pos | None = None
+    M: Annotated[int, Field(ge=2)] | None = None
+    rank: Pos | None = None
+    method: Literal["trained", "hebbian", "construction"] = "trained"
+    target: Literal["bijection", "balanced", "random"] | None = None
+    zipf: NonNegFloat = 0.0
+    geometry: Literal["sphere", "orthogonal", "onehot", "spiked"] = "sphere"
+    criterion: Criterion = 0.99
+    top_k: Pos = 1
+    lrs: Rates | None = None
+    n_steps: Pos | None = None
+    seeds: Seeds = [0, 1, 2]
+    precision: PosFloat = 0.01
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mlp_width(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("model") == "mlp" and data.get("m") is None:
+            return {**data, "m": cls.MLP_WIDTH}
+        return data
+
+    def make_spec(self) -> Any:
+        from factrecall.memories.capacity import recipe, validate_spec
+
+        keys = ("M", "rank", "method", "target", "geometry", "criterion", "top_k", "n_steps")
+        lrs = tuple(self.lrs) if self.lrs else None
+        spec = recipe(
+            self.model, self.d, self.m, alpha=self.zipf, lrs=lrs, **{k: getattr(self, k) for k in keys}
+        )
+        validate_spec(spec)
+        return spec
+
+    def run(self, update: Update | None = None) -> dict[str, Any]:
+        """N* per seed and its summary (:meth:`factrecall.memories.capacity.CapacityResult.summary`)."""
+        from factrecall.memories.capacity import capacity
+
+        result = capacity(self.spec, tuple(self.seeds), rel_precision=self.precision, on_round=update)
+        return result.summary()
+
+
+class TransformerTrainPoint(Point):
+    """One one-layer transformer trained on the recall task (paper §4), as ``factrecall train transformer``.
+
+    The facts come from fold_in(key(seed), 1), the report's contexts from fold_in(key(seed), 2).
+
+    Attributes:
+        d, H, d_h, m: embedding dimension, heads, head dimension, MLP width (0: no MLP).
+        S, R, D, T: subjects, relations, answers per relation, sequence length.
+        attention, train_embeddings: ``softmax`` or ``linear``; train the embeddings and unembedding too.
+        lrs, n_steps, batch: learning-rate grid (the best is kept), step budget, sequences per step.
+        criterion: training stops once this fraction of the facts is answered.
+        seed: seed of the facts, the initialisation and the batches.
+    """
+
+    DESCRIPTION: ClassVar[str] = "one trained transformer: accuracy over every fact, bits/param (paper §4)"
+    d: Pos = 32
+    H: Pos = 4
+    d_h: Pos = 8
+    m: NonNeg = 64
+    S: Pos = 16
+    R: Pos = 16
+    D: Pos = 8
+    T: Annotated[int, Field(ge=3)] = 32
+    attention: Literal["softmax", "linear"] = "softmax"
+    train_embeddings: bool = False
+    lrs: Rates = [1e-2]
+    n_steps: Pos = 16384
+    batch: Pos = 1024
+    criterion: Criterion = 0.99
+    seed: NonNeg = 0
+
+    def make_spec(self) -> Any:
+        """(task, transformer config, recipe), validated."""
+        from factrecall.recall.training import Recipe, task_and_config, validate_recipe
+
+        shape = (self.S, self.R, self.D, self.T, self.d, self.H, self.d_h, self.m)
+        task, cfg = task_and_config(*shape, self.attention, self.train_embeddings)
+        recipe = Recipe(n_steps=self.n_steps, batch=self.batch, criterion=self.criterion)
+        validate_recipe(recipe)
+        return task, cfg, recipe
+
+    def train(self, update: Update | None = None) -> Trained:
+        """The trained model (best learning rate of the grid)."""
+        import jax
+
+        from factrecall.recall import training
+        from factrecall.recall.task import facts_random
+
+        task, cfg, recipe = self.spec
+        if update is not None:
+            update(0, 1, f"training {self.n_steps} steps at most")
+        facts = facts_random(task, key=jax.random.fold_in(jax.random.key(self.seed), 1))
+        return training.train(cfg, task, facts, recipe, tuple(self.lrs), seed=self.seed)
+
+    def report(self, model: Trained) -> dict[str, Any]:
+        """``model``'s report: accuracy over every fact, sampled accuracy, parameters, bits."""
+        import jax
+
+        from factrecall.recall import models
+
+        return models.report(model, key=jax.random.fold_in(jax.random.key(self.seed), 2))
+
+    def run(self, update: Update | None = None) -> dict[str, Any]:
+        """Train, then :meth:`report`."""
+        record = self.report(self.train(update))
+        if update is not None:
+            update(1, 1, f"fact_accuracy {record['fact_accuracy']:.3f}")
+        return record
+
+
+class TransformerCapacityPoint(Point):
+    """The largest fact set S·R a transformer shape stores (paper §4, Figure 4), as ``factrecall capacity
+    transformer``.
+
+    Attributes:
+        d, H, d_h, m: the shape (m = 0: no MLP).
+        D: answers per relation (``distinct``: D = S).
+        scaling: how the facts grow: ``linear`` (S = R), ``square`` (S = R²) or ``distinct`` (D = S).
+        lrs, n_steps, batch: learning-rate grid (the paper's), step budget per trial, sequences per step.
+        criterion, seeds: fraction of the facts that must be answered; one capacity per seed.
+        patience: a trial stops after this many steps without gain (0: never).
+    """
+
+    DESCRIPTION: ClassVar[str] = "largest fact set S·R a transformer shape stores (paper §4, Figure 4)"
+    d: Pos = 32
+    H: Pos = 8
+    d_h: Pos = 8
+    m: NonNeg = 32
+    D: Pos = 8
+    scaling: Literal["linear", "square", "distinct"] = "linear"
+    lrs: Rates = [1e-3, 3e-3, 1e-2]
+    n_steps: Pos = 16384
+    batch: Pos = 1024
+    criterion: Criterion = 0.99
+    patience: NonNeg = 2048
+    seeds: Seeds = [0]
+
+    def make_spec(self) -> Any:
+        from factrecall.recall import capacity as tc
+
+        recipe = tc.CAPACITY_RECIPE._replace(n_steps=self.n_steps, batch=self.batch, criterion=self.criterion)
+        shape = (self.d, self.H, self.d_h, self.m, self.D, self.scaling)
+        spec = tc.Spec(*shape, recipe, tuple(self.lrs), patience=self.patience or None)
+        tc.validate_spec(spec)
+        return spec
+
+    def run(self, update: Update | None = None) -> dict[str, Any]:
+        """The capacity per seed and its summary."""
+        from factrecall.recall import capacity as tc
+
+        return tc.capacity(self.spec, tuple(self.seeds), on_round=update).summary()
+
+
+class _Construction(Point):
+    """What to construct (paper §4): the facts, the mechanism and the shape ratios.
+
+    Attributes:
+        mechanism: ``attention`` (facts in the values), ``mlp``, or ``hybrid`` (split between them).
+        S, R, D, d_h: subjects, relations, answers per relation, head dimension.
+        attention_ratio, mlp_ratio: H·d_h/d and m/d (None: the mechanism's, see
+            :data:`factrecall.recall.construction_search.DEFAULT_RATIOS`).
+        attention_share: ``hybrid``: the fraction of relations stored by attention.
+        memory, n_contexts: ``pinv`` (least squares) or ``hebbian``; evaluation contexts per fact.
+    """
+
+    mechanism: Literal["attention", "mlp", "hybrid"] = "attention"
+    S: Pos = 32
+    R: Pos = 32
+    D: Pos = 8
+    d_h: Pos = 8
+    attention_ratio: PosFloat | None = None
+    mlp_ratio: NonNegFloat | None = None
+    attention_share: Annotated[float, Field(ge=0, le=1)] | None = None
+    memory: Literal["pinv", "hebbian"] = "pinv"
+    n_contexts: Pos = 8
+
+    def make_spec(self) -> Any:
+        """The :class:`~factrecall.recall.construction_search.ConstructionSpec`, validated."""
+        from factrecall.recall.construction_search import construction_spec
+
+        keys = ("d_h", "attention_ratio", "mlp_ratio", "attention_share", "memory", "n_contexts")
+        return construction_spec(
+            self.mechanism, self.S, self.R, self.D, **{k: getattr(self, k) for k in keys}
+        )
+
+
+class ConstructionPoint(_Construction):
+    """The smallest constructed transformer storing every fact (d searched at fixed ratios), as ``factrecall
+    construct transformer --find-min``.
+
+    Attributes:
+        seeds: one smallest d per seed (the record is the median seed's).
+        precision: the search stops at hi/lo ≤ 1 + precision.
+    """
+
+    DESCRIPTION: ClassVar[str] = "smallest constructed transformer storing every fact (paper §4, Thms 3–4)"
+    seeds: Seeds = [0]
+    precision: PosFloat = 0.02
+
+    def run(self, update: Update | None = None) -> dict[str, Any]:
+        """The median seed's construction at its smallest d, with per-seed sizes."""
+        from factrecall.recall.construction_search import find_min
+
+        result = find_min(self.spec, tuple(self.seeds), rel_precision=self.precision, on_round=update)
+        return result.summary()
+
+
+class ConstructedPoint(_Construction):
+    """One constructed transformer of a given shape, scored over every fact, as ``factrecall construct
+    transformer``.
+
+    Attributes:
+        d, H, m: the shape (None: d near the minimum, H and m from the ratios).
+        seed: seed of the facts, the embeddings and the contexts.
+    """
+
+    d: Pos | None = None
+    H: Pos | None = None
+    m: NonNeg | None = None
+    seed: NonNeg = 0
+
+    def run(self, update: Update | None = None) -> dict[str, Any]:
+        """Accuracy over every fact, parameters and bits of the construction."""
+        from factrecall.recall import construction_search as cs
+
+        cfg = cs.shape(self.spec, self.d or cs.default_guess(self.spec))
+        cfg = cfg._replace(H=cfg.H if self.H is None else self.H, m=cfg.m if self.m is None else self.m)
+        return cs.build_and_score(self.spec, cfg, self.seed)
+
+
+class DynamicsPoint(Point):
+    """One training trajectory (paper §5, Figure 5), as ``factrecall dynamics`` (without its files). The
+    fields are those of :class:`factrecall.dynamics.trajectory.DynamicsSpec` (which documents them, with
+    S, R, D, T, the Zipf exponents α_S, α_R, the learning rate, the batch B and the model's d, H, d_h, m);
+    the defaults are the paper's Figure 5.
+    """
+
+    DESCRIPTION: ClassVar[str] = "training trajectory and its stages (paper §5, Figure 5)"
+    S: Pos = 16
+    R: Pos = 4
+    D: Pos = 8
+    T: Pos = 32
+    alpha_S: NonNegFloat = 0.0
+    alpha_R: NonNegFloat = 0.0
+    model: Literal["simplified", "transformer"] = "simplified"
+    attention: Literal["linear", "softmax"] = "linear"
+    embeddings: Literal["onehot", "random"] = "onehot"
+    facts: Literal["structured", "random"] = "structured"
+    lr: PosFloat = 0.1
+    B: Pos = 1024
+    n_steps: Pos = 8192
+    eval_every: Pos = 64
+    n_test: Pos = 2**14
+    substeps: Pos = 1
+    d: Pos | None = None
+    H: Pos = 4
+    d_h: Pos = 16
+    m: NonNeg = 64
+    seed: NonNeg = 0
+
+    def make_spec(self) -> Any:
+        from factrecall.dynamics.trajectory import DynamicsSpec, validate
+
+        spec = DynamicsSpec(**self.model_dump())
+        validate(spec)
+        return spec
+
+    def run(self, update: Update | None = None) -> dict[str, Any]:
+        """Stages, transitions, curves, spec and title (:func:`factrecall.dynamics.trajectory.record`)."""
+        from factrecall.dynamics import trajectory as dynamics
+
+        return dynamics.record(self.spec, dynamics.trajectory(self.spec, on_chunk=update))
+
+
+EXPERIMENTS: dict[str, type[Point]] = {
+    "memory_capacity": MemoryCapacityPoint,
+    "transformer_train": TransformerTrainPoint,
+    "transformer_capacity": TransformerCapacityPoint,
+    "construction": ConstructionPoint,
+    "dynamics": DynamicsPoint,
+}
+"""Experiment name (``experiment = "..."`` in a sweep file) → its point model (``model.DESCRIPTION`` says what
+it measures). A new sweepable experiment is a :class:`Point` subclass here and its entry."""
