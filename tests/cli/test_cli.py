@@ -100,7 +100,7 @@ def test_reproduce_list(capsys):
     assert code == 0 and "fig1" in out and "fig6" in out
 
 
-# ------------------------------------------------------------------------ construct transformer (issue 4)
+# ------------------------------------------------------------------------------ construct transformer
 
 CONSTRUCT_KEYS = {
     "fact_accuracy",
@@ -112,7 +112,7 @@ CONSTRUCT_KEYS = {
 }
 
 
-def test_construct_transformer_json_has_the_issues_keys(capsys):
+def test_construct_transformer_json_has_the_documented_keys(capsys):
     argv = ["construct", "transformer", "--mechanism", "mlp", "--subjects", "4", "--relations", "4"]
     argv += ["--answers-per-relation", "4", "--d", "40", "--heads", "2", "--width", "40", "--json", "--quiet"]
     code, out, err = run_cli(capsys, *argv)
@@ -150,7 +150,7 @@ def test_construct_transformer_bad_flags_exit_2_and_write_nothing(capsys, flags,
     assert err.startswith("error: ") and message in err
 
 
-# ------------------------------------------------------------------------------ dynamics (issue 5)
+# ------------------------------------------------------------------------------------------- dynamics
 
 
 def test_dynamics_json_and_files(capsys, tmp_path):
