@@ -18,9 +18,9 @@ import resource  # noqa: E402
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from factrecall.experiments.reproduce import TRADEOFF_GRID  # noqa: E402
-from factrecall.recall import capacity as tc  # noqa: E402
+from factrecall.experiments.figures.transformer import TRADEOFF_GRID  # noqa: E402
 from factrecall.recall.task import recall_task  # noqa: E402
+from factrecall.recall.tradeoff import tradeoff  # noqa: E402
 from factrecall.recall.training import Recipe  # noqa: E402
 
 
@@ -32,7 +32,7 @@ def main() -> None:
     g = TRADEOFF_GRID[args.scale]
     recipe = Recipe(args.steps or g["n_steps"], g["batch"], 128, 0.99, 2)
     task = recall_task(g["S"], g["S"], 8)
-    grid = tc.tradeoff(task, 32, g["d_h"], g["Hs"], g["ms"], recipe, g["lrs"], (0,))
+    grid = tradeoff(task, 32, g["d_h"], g["Hs"], g["ms"], recipe, g["lrs"], (0,))
     cells = len(g["Hs"]) * len(g["ms"])
     print(f"device {jax.devices()[0].device_kind} ×{jax.device_count()}; {cells} cells × {len(g['lrs'])} lrs")
     print(

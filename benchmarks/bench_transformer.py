@@ -1,7 +1,7 @@
 """Benchmark: the item-3 run (d=32, H=4, d_h=8, m=64, S=R=16, D=8, lr 1e-2) to fact_accuracy ≥ 0.99.
 
-* ours: ``recall.train`` — batches sampled inside the compiled step, the whole run one compiled
-  ``while_loop`` that stops at the criterion;
+* ours: ``factrecall.recall.training.train`` — batches sampled inside the compiled step, the whole run one
+  compiled ``while_loop`` that stops at the criterion;
 * naive (written here, as the authors' code does it): sequences pre-sampled into a buffer, a jitted step
   called from a Python loop, one model at a time, evaluation every 128 steps.
 
@@ -25,8 +25,9 @@ import time  # noqa: E402
 import jax  # noqa: E402
 import optax  # noqa: E402
 
-from factrecall import recall  # noqa: E402
 from factrecall.core.engine import compile_seconds, cross_entropy  # noqa: E402
+from factrecall.recall import models  # noqa: E402
+from factrecall.recall import training as recall  # noqa: E402
 from factrecall.recall.task import facts_random, recall_task, sample  # noqa: E402
 from factrecall.recall.transformer import TransformerConfig, forward, frozen, init  # noqa: E402
 
@@ -40,7 +41,7 @@ def ours() -> dict:
     model = recall.train(CFG, TASK, FACTS, recall.Recipe(), (1e-2,))
     trained = time.perf_counter()
     compiled = compile_seconds()
-    r = recall.report(model, key=jax.random.key(2))
+    r = models.report(model, key=jax.random.key(2))
     return {
         "seconds": time.perf_counter() - start,
         "steps": r["steps"],

@@ -3,20 +3,21 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from factrecall.facts.planner import Recipe, config_for, train_seeds
 from factrecall.recall.attribution import attribute
 from factrecall.recall.task import facts_random, recall_task
+from factrecall.recall.training import Recipe, train_seeds
+from factrecall.recall.transformer import TransformerConfig
 
-RECIPE = Recipe(n_steps=1536, batch=128, eval_every=128, n_contexts=2, lrs=(1e-2,), T=6)
+RECIPE = Recipe(n_steps=1536, batch=128, eval_every=128, criterion=1.0, n_contexts=2)
 TASK = recall_task(6, 4, 4, T=6)
 
 
 def _trained(shape):
     facts = facts_random(TASK, key=jax.random.key(3))
-    cfg = config_for(shape, TASK)
-    run = train_seeds(cfg, TASK, facts[None], (0,), RECIPE)[0]
-    assert run["stored"], run["accuracy"]
-    return run["params"], cfg, facts
+    cfg = TransformerConfig(*shape, TASK.vocab, TASK.n_answers)
+    ((run, params),) = train_seeds(cfg, TASK, RECIPE, facts[None], (1e-2,), (0,))
+    assert run.reached, run.accuracy
+    return params, cfg, facts
 
 
 @pytest.fixture(scope="module")

@@ -73,12 +73,13 @@ def test_all_correct_is_exactly_one(key, monkeypatch):
 
 
 def test_training_stores_tiny_task_and_report_counts(key):
+    from factrecall.recall import models
     from factrecall.recall import training as recall
 
     facts = facts_random(TINY, key=key)
     model = recall.train(TINY_CFG, TINY, facts, _tiny_recipe(), (1e-2, 3e-2), seed=0)
     assert model.info["reached"] and model.info["steps"] < 1024 and model.info["steps"] % 32 == 0
-    record = recall.report(model, key=key)
+    record = models.report(model, key=key)
     assert record["fact_accuracy"] == 1.0 and record["facts"] == 16
     assert record["params"] == 4 * 2 * 4 * 16 + 2 * 16 * 16
     assert record["attention_params"] + record["mlp_params"] == record["params"]
@@ -87,48 +88,51 @@ def test_training_stores_tiny_task_and_report_counts(key):
 
 
 def test_untrained_model_is_near_chance(key):
+    from factrecall.recall import models
     from factrecall.recall import training as recall
 
     facts = facts_random(TINY, key=key)
     cfg = TINY_CFG._replace(H=1, m=1)
     recipe = _tiny_recipe()._replace(n_steps=1)
     model = recall.train(cfg, TINY, facts, recipe, (1e-9,))
-    assert recall.report(model, key=key)["fact_accuracy"] < 0.9
+    assert models.report(model, key=key)["fact_accuracy"] < 0.9
 
 
 def test_save_and_load_round_trip(key, tmp_path):
+    from factrecall.recall import models
     from factrecall.recall import training as recall
 
     facts = facts_random(TINY, key=key)
     model = recall.train(TINY_CFG, TINY, facts, _tiny_recipe()._replace(n_steps=64), (1e-2,))
     path = tmp_path / "m.npz"
-    recall.save(path, model)
-    back = recall.load(path)
+    models.save(path, model)
+    back = models.load(path)
     assert back.cfg == TINY_CFG and back.task == TINY
     np.testing.assert_array_equal(back.facts, facts)
     for k, v in model.params.items():
         np.testing.assert_array_equal(back.params[k], v)
-    assert recall.report(back, key=key)["fact_accuracy"] == recall.report(model, key=key)["fact_accuracy"]
+    assert models.report(back, key=key)["fact_accuracy"] == models.report(model, key=key)["fact_accuracy"]
     with np.load(path, allow_pickle=False) as z:  # readable without pickle
         assert "param/Q" in z.files and "meta" in z.files
 
 
 def test_load_rejects_other_files(tmp_path):
     from factrecall.core.errors import ConfigError
-    from factrecall.recall import training as recall
+    from factrecall.recall import models
 
     with pytest.raises(ConfigError, match="does not exist"):
-        recall.load(tmp_path / "none.npz")
+        models.load(tmp_path / "none.npz")
     (tmp_path / "bad.npz").write_text("hello")
     with pytest.raises(ConfigError, match="not a saved factrecall model"):
-        recall.load(tmp_path / "bad.npz")
+        models.load(tmp_path / "bad.npz")
     np.savez(tmp_path / "other.npz", meta=np.array('{"format": "x"}'), facts=np.zeros((1, 1)))
     with pytest.raises(ConfigError, match="expected 'factrecall-transformer'"):
-        recall.load(tmp_path / "other.npz")
+        models.load(tmp_path / "other.npz")
 
 
 def test_padded_training_equals_unpadded(key):
     """A model padded with inert heads/units trains exactly like the small one (prefix-stable init)."""
+    from factrecall.recall import models
     from factrecall.recall import training as recall
 
     recipe = _tiny_recipe()._replace(n_steps=64, criterion=1.0)
@@ -139,7 +143,7 @@ def test_padded_training_equals_unpadded(key):
     )
     big_cfg = TINY_CFG._replace(H=5, m=40)
     big = recall.train_batch(big_cfg, TINY, recipe, facts, jnp.array([[2, 16]]), jnp.array([1e-2]), key=keys)
-    unpadded = recall.unpad(jax.tree_util.tree_map(lambda x: x[0, 0], big.params), TINY_CFG)
+    unpadded = models.unpad(jax.tree_util.tree_map(lambda x: x[0, 0], big.params), TINY_CFG)
     for k, v in unpadded.items():
         np.testing.assert_allclose(v, small.params[k][0, 0], rtol=2e-4, atol=2e-5)
     np.testing.assert_allclose(big.loss_curve, small.loss_curve, rtol=1e-4)
@@ -161,6 +165,7 @@ def test_bad_recipe():
 
 def test_report_bits_follow_each_relations_answer_count(key, monkeypatch):
     """A fact table with uneven answers per relation: bits are Σ log2 D_r over the facts, not S·R·log2 D."""
+    from factrecall.recall import models
     from factrecall.recall import training as recall
 
     task = recall_task(2, 2, 4, T=6)
@@ -171,10 +176,39 @@ def test_report_bits_follow_each_relations_answer_count(key, monkeypatch):
     model = recall.Trained(transformer(cfg).init(key), cfg, task, facts, {"table": table})
     correct = jnp.array([[1.0, 1.0], [0.75, 1.0]])  # (b, p) wrong in one of 4 contexts: not stored
     scores = recall.FactScores(jnp.float32(0.9375), jnp.float32(0.75), jnp.float32(0.1), correct, 15)
-    monkeypatch.setattr(recall, "_score_facts", lambda *a, **k: scores)
-    monkeypatch.setattr(recall, "sampled_accuracy", lambda *a, **k: 1.0)
-    record = recall.report(model, 4, key=key)
+    monkeypatch.setattr(models, "score_facts_jit", lambda *a, **k: scores)
+    monkeypatch.setattr(models, "sampled_accuracy", lambda *a, **k: 1.0)
+    record = models.report(model, 4, key=key)
     assert record["bits"] == 2 * 2 + 2 * 1 and record["bits_stored"] == 2 + 1 + 1
     assert record["facts_stored"] == 0.75 and record["bits_per_param"] == 4 / record["params"]
-    synthetic = recall.report(model._replace(info={}), 4, key=key)
+    synthetic = models.report(model._replace(info={}), 4, key=key)
     assert synthetic["bits"] == 4 * 2 and synthetic["bits_stored"] == 3 * 2
+
+
+def test_kept_run_follows_the_one_rule():
+    """Diverged runs are never kept; the largest best metric wins, a tie the first rate; else none is kept."""
+    from factrecall.core.engine import RunResult
+    from factrecall.recall.training import kept_runs
+
+    best = np.array([[0.5, 0.9, 0.9], [0.95, 0.9, 0.1], [0.7, 0.8, -np.inf]], np.float32)
+    diverged = np.array([[False, False, False], [True, False, False], [True, True, True]])
+    steps = np.array([[64, 128, 192], [32, 96, 160], [16, 16, 16]])
+    out = RunResult({}, {}, best, best, steps, best >= 0.9, diverged, best, {})
+    first, second, none = kept_runs(out, (1e-3, 3e-3, 1e-2))
+    assert (first.index, first.kept, first.lr, first.steps, first.diverged) == (1, True, 3e-3, 128, 0)
+    assert first.accuracy == pytest.approx(0.9) and first.reached
+    assert (second.index, second.lr, second.diverged) == (1, 3e-3, 1)  # 0.95 diverged: not a result
+    assert (none.kept, none.accuracy, none.reached, none.lr, none.diverged) == (False, 0.0, False, 1e-3, 3)
+
+
+def test_train_seeds_keeps_one_run_per_seed():
+    """The unmasked path: one model per seed, each on its own facts; the kept run's parameters come back."""
+    from factrecall.recall import training as recall
+
+    facts = jnp.stack([facts_random(TINY, key=jax.random.key(s)) for s in (0, 1)])
+    runs = recall.train_seeds(TINY_CFG, TINY, _tiny_recipe(), facts, (1e-2, 3e-2), (0, 1))
+    assert len(runs) == 2 and all(run.reached and run.lr in (1e-2, 3e-2) for run, _ in runs)
+    for seed, (run, params) in enumerate(runs):  # scored again in the run's own evaluation contexts
+        contexts = jax.random.fold_in(jax.random.key(seed), 1)
+        scores = recall.score_facts(params, TINY_CFG, TINY, facts[seed], 2, key=contexts)
+        assert float(scores.fact_accuracy) == run.accuracy == 1.0 and params["Q"].shape == (2, 16, 4)

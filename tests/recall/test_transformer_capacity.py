@@ -6,6 +6,7 @@ import pytest
 from factrecall.core.errors import ConfigError
 from factrecall.recall import capacity as tc
 from factrecall.recall.task import recall_task
+from factrecall.recall.tradeoff import tradeoff
 from factrecall.recall.training import Recipe
 
 FAST = Recipe(n_steps=384, batch=64, eval_every=32, criterion=0.99, n_contexts=1)
@@ -33,13 +34,14 @@ def test_capacity_brackets_a_tested_failure():
 
 def test_tradeoff_grid_trains_every_cell_at_once():
     task = recall_task(4, 4, 2, T=5)
-    grid = tc.tradeoff(task, 8, 4, (1, 3), (0, 16), FAST._replace(n_steps=512), (3e-2,), (0, 1))
+    grid = tradeoff(task, 8, 4, (1, 3), (0, 16), FAST._replace(n_steps=512), (3e-2,), (0, 1))
     assert grid.accuracy.shape == (2, 2, 2) and np.all((grid.accuracy >= 0) & (grid.accuracy <= 1))
     assert grid.accuracy[1, 1].min() >= 0.99  # 3 heads and an MLP store 16 facts
     assert grid.accuracy[1, 1].mean() > grid.accuracy[0, 0].mean()  # more parameters, more facts
     rows = grid.rows(8, 4)
     assert [(r["H"], r["m"]) for r in rows] == [(1, 0), (1, 16), (3, 0), (3, 16)]
     assert rows[3]["attention_axis"] == 8 * 4 * 3 and rows[3]["mlp_axis"] == 8 * 16
+    assert rows[3]["params"] == 4 * 3 * 4 * 8 + 2 * 16 * 8
 
 
 @pytest.mark.parametrize(

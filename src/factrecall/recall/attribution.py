@@ -100,34 +100,27 @@ def _survives(hit: Bool[Array, " B"], task: RecallTask, n_contexts: int) -> Bool
     return jnp.all(hit.reshape(n_contexts, task.S, task.R), axis=0)
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "task", "n_contexts"))
-def _paths(
+@functools.partial(jax.jit, static_argnames=("cfg", "task", "n_contexts", "paths"))
+def _survival(
     params: Params,
     cfg: TransformerConfig,
     task: RecallTask,
     facts: Int[Array, "S R"],
     n_contexts: int,
     key: Key,
-) -> tuple[Bool[Array, "S R"], Bool[Array, "S R"], Bool[Array, "S R"]]:
+    head_mask: Float[Array, " H"] | None = None,
+    paths: bool = False,
+) -> tuple[Bool[Array, "S R"], ...]:
+    """Survival of every fact (same contexts for every call): with ``paths``, of the full model, the MLP
+    ablated and attention's direct path ablated; otherwise of the model with ``head_mask`` on its heads."""
     batch = every_fact(task, facts, n_contexts, key=key)
-    full = logits_of(params, batch.tokens, cfg)
-    att = logits_of(params, batch.tokens, cfg, use_mlp=False)
-    return tuple(_survives(_answered(x, batch.labels), task, n_contexts) for x in (full, att, full - att))
-
-
-@functools.partial(jax.jit, static_argnames=("cfg", "task", "n_contexts"))
-def _without_head(
-    params: Params,
-    cfg: TransformerConfig,
-    task: RecallTask,
-    facts: Int[Array, "S R"],
-    n_contexts: int,
-    key: Key,
-    mask: Float[Array, " H"],
-) -> Bool[Array, "S R"]:
-    batch = every_fact(task, facts, n_contexts, key=key)
-    logits = logits_of(params, batch.tokens, cfg, head_mask=mask)
-    return _survives(_answered(logits, batch.labels), task, n_contexts)
+    if paths:
+        full = logits_of(params, batch.tokens, cfg)
+        att = logits_of(params, batch.tokens, cfg, use_mlp=False)
+        logits = (full, att, full - att)
+    else:
+        logits = (logits_of(params, batch.tokens, cfg, head_mask=head_mask),)
+    return tuple(_survives(_answered(x, batch.labels), task, n_contexts) for x in logits)
 
 
 def attribute(
@@ -150,9 +143,8 @@ def attribute(
     >>> a.heads.shape, bool(a.direct_ablated.any())  # no MLP: nothing is stored in it
     ((2, 3, 2), False)
     """
-    full, att, mlp = _paths(params, cfg, task, jnp.asarray(facts), n_contexts, key)
-    heads = [
-        _without_head(params, cfg, task, jnp.asarray(facts), n_contexts, key, 1.0 - jax.nn.one_hot(h, cfg.H))
-        for h in range(cfg.H)
-    ]
+    facts = jnp.asarray(facts)
+    full, att, mlp = _survival(params, cfg, task, facts, n_contexts, key, paths=True)
+    masks = [1.0 - jax.nn.one_hot(h, cfg.H) for h in range(cfg.H)]
+    heads = [_survival(params, cfg, task, facts, n_contexts, key, mask)[0] for mask in masks]
     return Attribution(full, att, mlp, jnp.stack(heads))

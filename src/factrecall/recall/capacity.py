@@ -1,16 +1,12 @@
-"""How many facts a one-layer transformer stores: capacity vs parameters (Figure 4 left) and the
-attention/MLP trade-off map (Figure 4 right).
+"""How many facts a one-layer transformer of fixed shape stores: capacity vs parameters (Figure 4 left).
 
-* :func:`capacity`: the largest fact count S·R a model of fixed shape stores (``fact_accuracy`` over every
-  fact ≥ the criterion), best over the learning-rate grid, by the generic bracketing search of
-  :mod:`factrecall.core.search`. The fact set grows with one integer k: S = R = k (``linear``), R = k and
-  S = k² (``square``), or S = R = D = k (``distinct``: D = S).
-* :func:`tradeoff`: accuracy over a grid of heads H × widths m at fixed d, d_h and task. Every cell is
-  zero-padded to the grid's largest H and m (inert heads and units,
-  :func:`factrecall.recall.transformer.init_padded`) so that the whole grid, its seeds and learning rates
-  train as one vmapped program.
+Owns the capacity experiment's spec (:class:`Spec`, checked by :func:`validate_spec`), its trials and its
+record. :func:`capacity` finds the largest fact count S·R a model stores (``fact_accuracy`` over every fact
+≥ the criterion, the kept learning rate's) by the bracketing search of :mod:`factrecall.core.search`. The
+fact set grows with one integer k: S = R = k (``linear``), R = k and S = k² (``square``), or S = R = D = k
+(``distinct``: D = S). The attention/MLP map of Figure 4 right is :mod:`factrecall.recall.tradeoff`.
 
-Paper: §4 and Figure 4; Appendix (the ``square`` and ``distinct`` variants); SPEC §3, §7.
+Paper: §4 and Figure 4 left; Appendix (the ``square`` and ``distinct`` variants); SPEC §3, §7.
 """
 
 from __future__ import annotations
@@ -22,17 +18,18 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from factrecall.core.bounds import bits_facts
 from factrecall.core.errors import TrainingError, check
+from factrecall.core.paper import PAPER
 from factrecall.core.search import Trial, search_largest
 from factrecall.recall.task import RecallTask, facts_random, recall_task
-from factrecall.recall.training import PAPER_LRS, Recipe, train_batch, validate_recipe
+from factrecall.recall.training import PAPER_LRS, Recipe, kept_runs, train_batch, validate_recipe
 from factrecall.recall.transformer import TransformerConfig, param_counts, validate
 
 SCALINGS: tuple[str, ...] = ("linear", "square", "distinct")
-FACTS_PER_PARAM_GUIDE = 0.15  # Figure 4 left: facts stored ≈ 0.15 · (4·H·d_h·d + 2·m·d)
+# Figure 4 left: facts stored ≈ 0.15·params; the search's first guess and the record's guide
+FACTS_PER_PARAM_GUIDE = PAPER["transformer_facts_per_param"].value
 # the recipe of a capacity trial: the paper's (batch 1024, 2^14 steps), stopped early on a plateau
 CAPACITY_RECIPE = Recipe(n_steps=16384, batch=1024, eval_every=128, criterion=0.99, n_contexts=2)
 
@@ -103,23 +100,13 @@ def trial_round(spec: Spec, ks: list[int], seeds: list[int]) -> list[Trial]:
     for k in sorted(set(ks)):
         group = [s for s, kk in zip(seeds, ks, strict=True) if kk == k]
         task = task_of(spec, k)
-        cfg = config_of(spec, task)
         keys = jnp.stack([jax.random.key(s) for s in group])
         facts = jnp.stack([facts_random(task, key=jax.random.fold_in(kk, 1)) for kk in keys])
         shapes = jnp.array([[spec.H, spec.m]] * len(group))
-        recipe = spec.recipe
-        res = train_batch(
-            cfg, task, recipe, facts, shapes, jnp.array(spec.lrs), key=keys, patience=spec.patience
-        )
-        best, reached, div, steps = (
-            np.asarray(x) for x in (res.best_metric, res.reached, res.diverged, res.steps)
-        )
-        for i, seed in enumerate(group):
-            j = int(np.argmax(np.where(div[i], -np.inf, best[i])))
-            acc = float(best[i, j]) if np.isfinite(best[i, j]) else 0.0
-            out.append(
-                Trial(seed, k, bool(reached[i].any()), acc, spec.lrs[j], int(div[i].sum()), int(steps[i, j]))
-            )
+        cfg, lrs = config_of(spec, task), jnp.array(spec.lrs)
+        res = train_batch(cfg, task, spec.recipe, facts, shapes, lrs, key=keys, patience=spec.patience)
+        for seed, run in zip(group, kept_runs(res, spec.lrs), strict=True):
+            out.append(Trial(seed, k, run.reached, run.accuracy, run.lr, run.diverged, run.steps))
     return out
 
 
@@ -191,11 +178,11 @@ def capacity(
 
     Starts from the paper's guide (facts ≈ 0.15·params) unless ``guess`` (a k) is given and brackets k.
 
+    ``spec`` is trusted (:func:`validate_spec` checks it at the boundary).
+
     Raises:
-        ConfigError: a bad spec.
         TrainingError: every trial diverged.
     """
-    validate_spec(spec)
     start = time.perf_counter()
     params = param_counts(config_of(spec, task_of(spec, 2))).paper
     k0 = guess or _k_of_facts(FACTS_PER_PARAM_GUIDE * params, spec.scaling)
@@ -210,85 +197,3 @@ def capacity(
     if all(t.diverged == len(spec.lrs) for t in trials):
         raise TrainingError(f"every run diverged at learning rates {list(spec.lrs)}")
     return Result(spec, per_seed, capped, trials, tuple(seeds), time.perf_counter() - start)
-
-
-# ------------------------------------------------------------------------------------- attention vs MLP
-
-
-class Tradeoff(NamedTuple):
-    """Accuracy over every fact for each (H, m) cell: best over learning rates, per seed."""
-
-    Hs: tuple[int, ...]
-    ms: tuple[int, ...]
-    accuracy: np.ndarray  # (len(Hs), len(ms), seeds): best fact_accuracy over the learning rates
-    steps: np.ndarray  # (len(Hs), len(ms), seeds): steps run by the best learning rate
-    lr: np.ndarray  # (len(Hs), len(ms), seeds): the best learning rate
-    diverged: np.ndarray  # (len(Hs), len(ms), seeds): learning rates that diverged
-    seconds: float
-
-    def rows(self, d: int, d_h: int) -> list[dict[str, Any]]:
-        """One record per cell: H, m, the paper's axes d·d_h·H and d·m, mean accuracy over seeds."""
-        out = []
-        for i, H in enumerate(self.Hs):
-            for j, m in enumerate(self.ms):
-                acc = self.accuracy[i, j]
-                out.append(
-                    {
-                        "H": H,
-                        "m": m,
-                        "attention_axis": d * d_h * H,
-                        "mlp_axis": d * m,
-                        "params": 4 * H * d_h * d + 2 * m * d,
-                        "accuracy": float(acc.mean()),
-                        "accuracy_per_seed": [float(a) for a in acc],
-                        "steps": int(self.steps[i, j].max()),
-                        "lr": [float(x) for x in self.lr[i, j]],
-                        "diverged_runs": int(self.diverged[i, j].sum()),
-                    }
-                )
-        return out
-
-
-def tradeoff(
-    task: RecallTask,
-    d: int,
-    d_h: int,
-    Hs: Sequence[int],
-    ms: Sequence[int],
-    recipe: Recipe,
-    lrs: Sequence[float] = PAPER_LRS,
-    seeds: Sequence[int] = (0,),
-) -> Tradeoff:
-    """Train every (H, m) cell × seed × learning rate as one vmapped program (cells padded to max H, max m).
-
-    Each seed has its own facts (shared by its cells) and its own initialisation; cells of one seed start
-    from prefix-identical weights. The program stops when every cell reached the criterion or the budget.
-
-    Raises:
-        ConfigError: an empty or invalid grid.
-    """
-    check(len(Hs) >= 1 and min(Hs) >= 1, f"heads H must be ≥ 1, got {list(Hs)}")
-    check(len(ms) >= 1 and min(ms) >= 0, f"widths m must be ≥ 0, got {list(ms)}")
-    check(len(seeds) >= 1, "need at least one seed")
-    validate_recipe(recipe)
-    cfg = TransformerConfig(d, max(Hs), d_h, max(ms), task.vocab, task.n_answers)
-    validate(cfg)
-    start = time.perf_counter()
-    cells = [(H, m, s) for H in Hs for m in ms for s in seeds]
-    keys = jnp.stack([jax.random.key(s) for _, _, s in cells])
-    facts = jnp.stack([facts_random(task, key=jax.random.fold_in(jax.random.key(s), 1)) for _, _, s in cells])
-    shapes = jnp.array([[H, m] for H, m, _ in cells])
-    res = train_batch(cfg, task, recipe, facts, shapes, jnp.array(lrs, jnp.float32), key=keys)
-    best, div, steps = (np.asarray(x) for x in (res.best_metric, res.diverged, res.steps))
-    best = np.where(div | ~np.isfinite(best), 0.0, best)
-    j = np.argmax(best, axis=1)
-    pick = lambda x: np.take_along_axis(x, j[:, None], 1)[:, 0].reshape(len(Hs), len(ms), len(seeds))  # noqa: E731
-    return Tradeoff(
-        tuple(Hs),
-        tuple(ms),
-        pick(best),
-        pick(steps),
-        np.asarray(lrs)[j].reshape(len(Hs), len(ms), len(seeds)),
-        div.sum(axis=1).reshape(len(Hs), len(ms), len(seeds)),
-        time.perf_counter() - start,
-    )

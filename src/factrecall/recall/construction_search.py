@@ -1,12 +1,12 @@
 """Constructed transformers measured like trained ones: build, score every fact, search the smallest size.
 
-A :class:`ConstructionSpec` fixes the task (S, R, D), the mechanism and the shape ratios (H·d_h/d, m/d);
-the size is then one number, d. :func:`build_and_score` writes the weights down
-(:func:`~factrecall.memories.constructions.construct_transformer`) and scores them with
+Owns the construction experiment's spec: a :class:`ConstructionSpec` (built and checked by
+:func:`construction_spec`) fixes the task (S, R, D), the mechanism and the shape ratios (H·d_h/d, m/d); the
+size is then one number, d. :func:`build_and_score` writes the weights down
+(:func:`~factrecall.recall.constructions.construct_transformer`) and scores them with
 :func:`~factrecall.recall.training.score_facts`, the evaluator of trained models; :func:`find_min` searches
-the
-smallest d whose construction answers every fact in every context
-(:func:`~factrecall.core.search.search_smallest`).
+the smallest d whose construction answers every fact in every context
+(:func:`~factrecall.core.search.search_smallest`). Both trust their spec.
 
 Paper: §4 (constructions), §5 (bits); SPEC §4–§5.
 """
@@ -21,12 +21,12 @@ from typing import Any, NamedTuple
 
 import jax
 
-from factrecall.core import bounds
+from factrecall.core.bounds import bits_facts, bits_facts_loss_aware
 from factrecall.core.errors import check
 from factrecall.core.search import Trial, search_smallest
 from factrecall.recall.constructions import MECHANISMS, MEMORIES, construct_transformer
 from factrecall.recall.task import RecallTask, facts_random, recall_task
-from factrecall.recall.training import score_facts
+from factrecall.recall.training import score_facts_jit
 from factrecall.recall.transformer import TransformerConfig, param_counts
 
 # Shape ratios per mechanism (H·d_h/d, m/d, attention share): the attention values need rank ≈ S + R but
@@ -126,12 +126,8 @@ def shape(spec: ConstructionSpec, d: int) -> TransformerConfig:
     return TransformerConfig(d=d, H=H, d_h=spec.d_h, m=m, vocab=task.vocab, n_out=task.n_answers)
 
 
-# one compiled program per shape (eager calls would compile each small op anew)
+# one compiled program per task (eager calls would compile each small op anew)
 _facts = jax.jit(lambda task, key: facts_random(task, key=key), static_argnums=0)
-_score = jax.jit(
-    lambda params, cfg, task, facts, n, key: score_facts(params, cfg, task, facts, n, key=key),
-    static_argnums=(1, 2, 4),
-)
 
 
 def _keys(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -149,7 +145,6 @@ def build_and_score(spec: ConstructionSpec, cfg: TransformerConfig, seed: int = 
         (S·R·log2 D), ``bits_lower_bound`` (the loss-aware bound of §5), ``bits_per_param`` (that bound
         per parameter), ``bits_bound`` (which bound), the shape and ``seconds``.
     """
-    validate(spec)
     task, start = spec.task, time.perf_counter()
     k_facts, k_build, k_eval = _keys(seed)
     facts = _facts(task, k_facts)
@@ -162,11 +157,10 @@ def build_and_score(spec: ConstructionSpec, cfg: TransformerConfig, seed: int = 
         memory=spec.memory,
         key=k_build,
     )
-    scores = _score(params, cfg, task, facts, spec.n_contexts, k_eval)
+    scores = score_facts_jit(params, cfg, task, facts, spec.n_contexts, key=k_eval)
     counts = param_counts(cfg)
-    assert counts.paper == bounds.transformer_params(cfg.d, cfg.H, cfg.d_h, cfg.m)
     loss = float(scores.fact_loss)
-    bits = bounds.bits_facts_loss_aware(task.S, task.R, task.D, loss)
+    bits = bits_facts_loss_aware(task.S, task.R, task.D, loss)
     return {
         "mechanism": spec.mechanism,
         "S": task.S,
@@ -185,7 +179,7 @@ def build_and_score(spec: ConstructionSpec, cfg: TransformerConfig, seed: int = 
         "mlp_params": counts.mlp,
         "bias_params": counts.bias,
         "params_per_fact": counts.paper / task.n_facts,
-        "bits_needed": bounds.bits_facts(task.S, task.R, task.D),
+        "bits_needed": bits_facts(task.S, task.R, task.D),
         "bits_lower_bound": bits,
         "bits_per_param": bits / counts.paper,
         "bits_bound": "loss-aware S·R·(log2 D − L/ln 2) (SPEC §5)",
@@ -246,7 +240,6 @@ def find_min(
     >>> result.records[0]["facts_stored"]
     1.0
     """
-    validate(spec)
     guess = guess or default_guess(spec)
     records: dict[tuple[int, int], dict[str, Any]] = {}
 

@@ -41,10 +41,9 @@ def construct_transformer(
 
     Returns the same parameter dict as :func:`factrecall.recall.transformer.init` (its embeddings drawn from
     ``key`` exactly as ``init`` draws them), so :func:`factrecall.recall.training.score_facts` evaluates
-    constructed
-    and trained models alike. Every head attends alike: Q_h reads the EOS query and K_h holds β·√d_h·κ
-    with e_t·κ = 1 on subject and relation tokens and 0 on noise and EOS (least squares: exact once
-    d ≥ vocab), so the last position averages the subject and the relation, x̄ ≈ (e_s + e_r)/2. Then:
+    constructed and trained models alike. Every head attends alike: Q_h reads the EOS query and K_h holds
+    β·√d_h·κ with e_t·κ = 1 on subject and relation tokens and 0 on noise and EOS (least squares: exact
+    once d ≥ vocab), so the last position averages the subject and the relation, x̄ ≈ (e_s + e_r)/2. Then:
 
     * ``attention`` (no MLP): W_OV = Σ_h V_h O_h (rank ≤ H·d_h) maps e_s to the residual vector whose
       logits are L_s (1 on each of the subject's answers a*(s, r')) and e_r to c on relation r's block, so

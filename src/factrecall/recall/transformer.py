@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from factrecall.core.base import Array, Float, Int, Key, Model, Params
+from factrecall.core.bounds import attention_params, mlp_params
 from factrecall.core.errors import check
 from factrecall.memories.embeddings import gaussian
 
@@ -84,13 +85,13 @@ class ParamCounts(NamedTuple):
 
 
 def param_counts(cfg: TransformerConfig) -> ParamCounts:
-    """Parameter counts of ``cfg``.
+    """Parameter counts of ``cfg`` (the paper's, from :mod:`factrecall.core.bounds`).
 
     >>> param_counts(TransformerConfig(d=32, H=4, d_h=8, m=64, vocab=65, n_out=128)).paper
     8192
     """
-    attention = 4 * cfg.H * cfg.d_h * cfg.d
-    mlp = 2 * cfg.m * cfg.d
+    attention = attention_params(cfg.d, cfg.H, cfg.d_h)
+    mlp = mlp_params(cfg.d, cfg.m)
     embeddings = (cfg.vocab + cfg.n_out) * cfg.d if cfg.train_embeddings else 0
     return ParamCounts(attention + mlp, attention, mlp, cfg.m, embeddings)
 
