@@ -1,4 +1,4 @@
-"""The fact-table commands end to end: plan → train → save → query → attribute (issue 7)."""
+"""The fact-table commands end to end: plan → train → save → query → attribute."""
 
 import json
 from pathlib import Path
@@ -99,10 +99,10 @@ def test_train_save_query_attribute(saved, capsys):
 
 def test_saved_model_keeps_the_table_and_plan(saved):
     from factrecall.facts.queries import table_of
-    from factrecall.recall import training as recall
+    from factrecall.recall import models
 
     _, model = saved
-    m = recall.load(model)
+    m = models.load(model)
     table = table_of(m)
     assert table.subjects == ("France", "Peru", "Japan", "Chile") and table.answer_of(3, 1) == "South America"
     assert m.info["plan"]["predicted"]["family"] in FAMILIES and m.info["plan"]["criterion"] == 1.0

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from factrecall.core.errors import ConfigError
+from factrecall.core.errors import ConfigError, TrainingError
 from factrecall.facts import planner, scaling
 from factrecall.facts.scaling import FAMILIES, Family, fit, predict, predict_family, smallest_d
 from factrecall.facts.table import Row, build
@@ -41,8 +41,10 @@ def test_band_widens_with_scatter_and_best_family_wins():
     both = fit(_rows(0.3, 1.0) + _rows(0.1, 1.0, family="balanced"))
     best, all_ = predict(1000.0, both)
     assert best.family == "mlp-heavy" and len(all_) == 2 and best.params <= all_[1].params
-    with pytest.raises(ConfigError, match="over the budget of 100"):
+    with pytest.raises(ConfigError, match="over the budget of 100; raise budget_params"):
         predict(1000.0, both, budget_params=100)
+    with pytest.raises(ConfigError, match="budget_params must be ≥ 1, got 0"):
+        predict(1000.0, both, budget_params=0)
 
 
 def test_fit_needs_two_points_and_data_must_load(tmp_path):
@@ -74,8 +76,9 @@ def test_smallest_d_inverts_the_family():
 def _fake_attempt(threshold):
     calls = []
 
-    def attempt(family, d, task, facts, recipe, criterion, seed):
+    def attempt(job, d):
         calls.append(d)
+        family = job.family
         a = planner.Attempt(
             family.shape(d), family.params(d), d >= threshold, float(d >= threshold), 0.01, 1, 0.0
         )
@@ -88,16 +91,17 @@ def test_grow_retries_larger_until_stored_and_respects_bounds(monkeypatch):
     attempt, calls = _fake_attempt(20)
     monkeypatch.setattr(planner, "_attempt", attempt)
     fam = FAMILIES["balanced"]
-    attempts, params, _ = planner.grow(None, None, fam, 10, max_tries=5)
+    job = planner.Job(None, None, fam)
+    attempts, params, _ = planner.grow(job, 10, max_tries=5)
     assert (
         calls == sorted(set(calls)) and calls[0] == 10 and attempts[-1].stored and params == {"d": calls[-1]}
     )
     assert all(not a.stored for a in attempts[:-1])
     calls.clear()
-    attempts, _, _ = planner.grow(None, None, fam, 10, max_tries=2)
+    attempts, _, _ = planner.grow(job, 10, max_tries=2)
     assert len(attempts) == 2 and not attempts[-1].stored
     calls.clear()
-    attempts, params, _ = planner.grow(None, None, fam, 10, budget_params=fam.params(12), max_tries=5)
+    attempts, params, _ = planner.grow(job, 10, budget_params=fam.params(12), max_tries=5)
     assert all(a.params <= fam.params(12) for a in attempts) and not attempts[-1].stored
 
 
@@ -105,7 +109,8 @@ def test_grow_retries_larger_until_stored_and_respects_bounds(monkeypatch):
 def test_smallest_search_finds_the_threshold(monkeypatch, guess):
     attempt, calls = _fake_attempt(13)
     monkeypatch.setattr(planner, "_attempt", attempt)
-    d, attempts = planner.smallest(None, None, FAMILIES["balanced"], guess, rel_precision=0.01)
+    job = planner.Job(None, None, FAMILIES["balanced"])
+    d, attempts = planner.smallest(job, guess, rel_precision=0.01)
     assert d == 13 and len(attempts) == len(calls) <= 12
 
 
@@ -128,7 +133,8 @@ def test_grow_trains_a_small_table_and_it_answers_every_fact():
     table = build(rows)
     recipe = planner.Recipe(n_steps=1024, batch=128, eval_every=128, n_contexts=2, lrs=(1e-2,), T=6)
     task, facts = planner.table_task(table, T=recipe.T)
-    attempts, params, cfg = planner.grow(task, facts, FAMILIES["balanced"], 8, recipe=recipe, max_tries=2)
+    job = planner.Job(task, facts, FAMILIES["balanced"], recipe)
+    attempts, params, cfg = planner.grow(job, 8, max_tries=2)
     assert attempts[-1].stored
     report = planner.evaluate_table(params, cfg, table, 4, T=recipe.T, key=jax.random.key(9))
     assert report["facts_stored"] == 1.0 and report["per_relation"] == {
@@ -160,17 +166,20 @@ def test_plan_record_predicts_and_compares_with_the_smallest(monkeypatch):
     assert sm["params"] == fam.params(9) and sm["predicted_over_smallest"] == pytest.approx(
         p["params"] / fam.params(9)
     )
-    with pytest.raises(ConfigError, match="criterion must be in"):
+    with pytest.raises(ConfigError, match=r"criterion must be in \(0, 1\], got 1.5"):
         planner.plan(table, criterion=1.5)
+    with pytest.raises(ConfigError, match="max_tries must be ≥ 1, got 0"):
+        planner.plan(table, train=True, max_tries=0)
+    with pytest.raises(TrainingError, match=r"tried d=\d+ \(0.0000\); raise max_tries or budget_params"):
+        planner.plan(table, train=True, max_tries=1)
 
 
 def test_reproduce_targets_cover_both_families_and_compare_with_the_paper():
     from factrecall.experiments import reproduce
+    from factrecall.experiments.figures.planner import PLANNER_DS
 
     points = reproduce.FIGURES["planner-scaling"].points("quick")
-    assert {p["family"] for p in points} == set(FAMILIES) and len(points) == 2 * len(
-        reproduce.PLANNER_DS["quick"]
-    )
+    assert {p["family"] for p in points} == set(FAMILIES) and len(points) == 2 * len(PLANNER_DS["quick"])
     rows = scaling.load_scaling()["rows"]
     (cmp,) = reproduce.FIGURES["planner-scaling"].compare(rows)
     assert cmp["paper"] == 0.15 and 0 < cmp["ours"] < 1

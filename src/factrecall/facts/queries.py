@@ -1,10 +1,10 @@
 """A saved table model speaks names: the fact names travel with the weights, and queries answer in them.
 
-A model trained on a fact table is saved in the format of :func:`factrecall.recall.training.save`, its
-names (subjects,
-relations, each relation's answers) in ``info["table"]``; :func:`table_of` reads them back (a model of the
-synthetic task gets names ``s3``, ``r1``, ``a7``). :func:`answer_queries` answers (subject, relation) pairs
-with the answer of largest softmax probability averaged over random contexts, and that probability.
+Owns the names of a table model. A model trained on a fact table is saved in the format of
+:func:`factrecall.recall.models.save`, its names (subjects, relations, each relation's answers) in
+``info["table"]`` (:func:`as_trained`); :func:`table_of` reads them back (a model of the synthetic task gets
+names ``s3``, ``r1``, ``a7``). :func:`answer_queries` answers (subject, relation) pairs with the answer of
+largest softmax probability averaged over random contexts, and that probability.
 
 Paper: §4.1 (the task); SPEC §8 (train to verify, save, answer queries).
 """
@@ -33,8 +33,7 @@ def as_trained(
     T: int = 32,
 ) -> Trained:
     """A :class:`factrecall.recall.training.Trained` of a table model, its names and plan kept in ``info``
-    (saved
-    with it by :func:`factrecall.recall.training.save`)."""
+    (saved with it by :func:`factrecall.recall.models.save`)."""
     task, facts = recall_task(table.S, table.R, table.D, T=T), jnp.asarray(table.facts, jnp.int32)
     info = {
         "table": names_record(table),

@@ -1,13 +1,13 @@
 """Scaling laws of one-layer transformers fitted to this project's own measurements, and the predictions the
 capacity planner makes from them (NumPy only: the training lives in :mod:`factrecall.facts.planner`).
 
-A **family** fixes how a transformer's shape grows with d: H heads of size d_h = round(ρ_att·d/H) and an
-MLP of width m = round(ρ_mlp·d), so its parameter count P(d) = 4·H·d_h·d + 2·m·d grows like d² and its
-attention/MLP split is fixed. For each family, :func:`factrecall.facts.planner.measure_point` found the
-largest
-synthetic table S = R = n, D = 8 (random facts) that a trained model stores at the criterion, i.e. a
-capacity of b = n²·log2 8 bits, at a few d. The rows ship in ``factrecall/data/scaling.json`` with their
-provenance; ``factrecall reproduce planner-scaling`` regenerates them.
+Owns the shape families, the fit and the prediction. A **family** fixes how a transformer's shape grows
+with d: H heads of size d_h = round(ρ_att·d/H) and an MLP of width m = round(ρ_mlp·d), so its parameter
+count P(d) = 4·H·d_h·d + 2·m·d grows like d² and its attention/MLP split is fixed. For each family,
+:func:`factrecall.facts.planner.measure_point` found the largest synthetic table S = R = n, D = 8 (random
+facts) that a trained model stores at the criterion, i.e. a capacity of b = n²·log2 8 bits, at a few d.
+The rows ship in ``factrecall/data/scaling.json`` with their provenance; ``factrecall reproduce
+planner-scaling`` regenerates them.
 
 The fit b = c·P^β (least squares in log–log) is inverted for a table of B bits: P* = (B/c)^{1/β}. The
 smallest d of the family with P(d) ≥ P* is the prediction, and the log residuals of the fit (2σ/β, at
@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from factrecall.core.bounds import attention_params, mlp_params, transformer_params
 from factrecall.core.errors import ConfigError, check
 from factrecall.core.fits import power_law
 
@@ -58,8 +59,17 @@ class Family(NamedTuple):
 
     def params(self, d: int) -> int:
         """The paper's count 4·H·d_h·d + 2·m·d at d."""
-        d, H, d_h, m = self.shape(d)
-        return 4 * H * d_h * d + 2 * m * d
+        return transformer_params(*self.shape(d))
+
+
+def shape_record(shape: tuple[int, int, int, int]) -> dict[str, int]:
+    """A shape (d, H, d_h, m) as the records write it.
+
+    >>> shape_record((16, 2, 4, 32))
+    {'d': 16, 'H': 2, 'd_h': 4, 'm': 32}
+    """
+    d, H, d_h, m = shape
+    return {"d": d, "H": H, "d_h": d_h, "m": m}
 
 
 FAMILIES: dict[str, Family] = {
@@ -89,6 +99,16 @@ class FamilyFit(NamedTuple):
         width = max(math.exp(2.0 * self.sigma / self.beta), MIN_BAND)
         p = self.params_for(bits)
         return p / width, p * width
+
+    def record(self) -> dict[str, Any]:
+        """JSON-ready fields (the family is the record's key)."""
+        return {
+            "c": self.c,
+            "beta": self.beta,
+            "sigma": self.sigma,
+            "points": self.n_points,
+            "params_range": self.params_range,
+        }
 
 
 def load_scaling(path: str | None = None) -> dict[str, Any]:
@@ -154,10 +174,9 @@ class Prediction(NamedTuple):
 
     def record(self) -> dict[str, Any]:
         """JSON-ready fields."""
-        d, H, d_h, m = self.shape
         return {
             "family": self.family,
-            "shape": {"d": d, "H": H, "d_h": d_h, "m": m},
+            "shape": shape_record(self.shape),
             "params": self.params,
             "attention_params": self.attention_params,
             "mlp_params": self.mlp_params,
@@ -193,8 +212,8 @@ def predict_family(ff: FamilyFit, bits: float) -> Prediction:
         family=fam.name,
         shape=fam.shape(d),
         params=fam.params(d),
-        attention_params=4 * H * d_h * d,
-        mlp_params=2 * m * d,
+        attention_params=attention_params(d, H, d_h),
+        mlp_params=mlp_params(d, m),
         params_needed=need,
         band_params=(lo, hi),
         band_d=(smallest_d(fam, lo), smallest_d(fam, hi)),
@@ -213,11 +232,11 @@ def predict(
     candidates = sorted((predict_family(ff, bits) for ff in fits.values()), key=lambda p: p.params)
     best = candidates[0]
     if budget_params is not None:
-        check(budget_params >= 1, f"--budget-params must be ≥ 1, got {budget_params}")
+        check(budget_params >= 1, f"budget_params must be ≥ 1, got {budget_params}")
         check(
             best.params <= budget_params,
             f"storing {bits:.0f} bits needs ≈ {best.params} parameters ({best.family}, band "
             f"{best.band_params[0]:.0f}–{best.band_params[1]:.0f}), over the budget of {budget_params}; "
-            "raise --budget-params or split the table",
+            "raise budget_params or split the table",
         )
     return best, candidates
