@@ -5,8 +5,8 @@ keys rejected), :func:`load_sweep`, :func:`expand` (``base`` × ``grid``, then `
 hand-edited figure point against the figure's own (:func:`check_like`), the TOML writer (:func:`toml_value`),
 :data:`SCALES`, and :func:`validation_message`, which turns a pydantic error into one sentence naming each
 key, what is allowed and the value received. It also holds the field types (:data:`Pos`, :data:`Rates`, …)
-and the :class:`Frozen` base of :mod:`factrecall.experiments.specs`, where each experiment's point model
-lives.
+and the :data:`FROZEN` model settings shared with :mod:`factrecall.experiments.specs`, where each
+experiment's point model lives.
 
 A sweep file names either an *experiment* of :data:`factrecall.experiments.specs.EXPERIMENTS` with a grid
 and/or a list of points, or a paper *figure* (``figure = "fig1"``) with the figure's points (``configs/``
@@ -64,13 +64,7 @@ FROZEN = ConfigDict(frozen=True, extra="forbid", strict=False)
 """The settings of every model here and in specs: it cannot change once built and rejects unknown keys."""
 
 
-class Frozen(BaseModel):
-    """A pydantic model with the :data:`FROZEN` settings."""
-
-    model_config = FROZEN
-
-
-class SweepConfig(Frozen):
+class SweepConfig(BaseModel):
     """A sweep: an experiment over ``base`` × ``grid`` (+ ``points``), or a paper figure's points.
 
     Attributes:
@@ -83,6 +77,8 @@ class SweepConfig(Frozen):
         grid: key → list of values; the points are the Cartesian product (in the order written).
         points: explicit points (each merged over ``base``).
     """
+
+    model_config = FROZEN
 
     name: Annotated[str, Field(min_length=1)] | None = None
     experiment: str | None = None
