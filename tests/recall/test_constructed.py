@@ -1,4 +1,4 @@
-"""Constructed transformers: the smallest size storing every fact, and what happens far below it (issue 4)."""
+"""Constructed transformers: the smallest size storing every fact, and what happens far below it."""
 
 import json
 
