@@ -62,9 +62,10 @@ def run_attribution(point: Point, update: Update) -> Row:
     """Train one (H, m) shape on random facts, then attribute each stored fact to attention or MLP."""
     import jax
 
-    from factrecall.facts.planner import Recipe, config_for, train_seeds
+    from factrecall.facts.planner import Recipe, config_for
     from factrecall.recall.attribution import attribute
     from factrecall.recall.task import facts_random, recall_task
+    from factrecall.recall.training import train_seeds
 
     scale = point["scale"]
     g = ATTRIBUTION_GRID[scale]
@@ -74,10 +75,9 @@ def run_attribution(point: Point, update: Update) -> Row:
     shape = (g["d"], point["H"], g["d_h"], point["m"])
     start = time.perf_counter()
     update(0, 1, f"H={point['H']}, m={point['m']}: training")
-    run = train_seeds(config_for(shape, task), task, facts[None], (0,), recipe, criterion=1.0)[0]
-    summary = attribute(
-        run["params"], config_for(shape, task), task, facts, 8, key=jax.random.key(8)
-    ).summary()
+    cfg = config_for(shape, task)
+    ((run, params),) = train_seeds(cfg, task, recipe.run_recipe(1.0), facts[None], recipe.lrs, (0,))
+    summary = attribute(params, cfg, task, facts, 8, key=jax.random.key(8)).summary()
     update(1, 1, "done")
     return {
         "d": g["d"],
@@ -87,9 +87,9 @@ def run_attribution(point: Point, update: Update) -> Row:
         "attention_params": bounds.attention_params(g["d"], point["H"], g["d_h"]),
         "mlp_params": bounds.mlp_params(g["d"], point["m"]),
         "facts_total": task.n_facts,
-        "train_accuracy": run["accuracy"],
-        "lr": run["lr"],
-        "steps": run["steps"],
+        "train_accuracy": run.accuracy,
+        "lr": run.lr,
+        "steps": run.steps,
         **{k: v for k, v in summary.items() if k != "facts"},
         "seconds": time.perf_counter() - start,
     }
