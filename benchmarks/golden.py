@@ -73,6 +73,42 @@ d,r2,q
 """
 
 
+# one small point of every paper figure, run through `factrecall sweep` of a figure config
+FIGURE_POINTS = {
+    "fig1": [
+        '{panel = "linear", model = "linear", d = 8, seeds = [0]}',
+        '{panel = "mlp", model = "mlp", d = 6, m = 12, alpha = 2, seeds = [0], n_steps = 4096, '
+        "precision = 0.03}",
+    ],
+    "fig6": [
+        '{panel = "mlp_fixed_M", model = "mlp", d = 6, m = 12, alpha = 2, M = 32, seeds = [0], '
+        "n_steps = 4096, precision = 0.03}"
+    ],
+    "fig4": [
+        '{panel = "fig4", d = 8, H = 8, d_h = 1, m = 8, attention_ratio = 1.0, mlp_ratio = 1.0, batch = 64, '
+        'n_steps = 512, lrs = [0.03], seeds = [0], scaling = "linear"}'
+    ],
+    "fig4-tradeoff": [
+        '{panel = "tradeoff", d = 16, D = 4, seeds = [0], S = 6, d_h = 2, Hs = [1, 2], ms = [1, 8], '
+        "batch = 64, n_steps = 256, lrs = [0.03]}"
+    ],
+    "constructions": [
+        '{panel = "scaling", mechanism = "attention", S = 4, R = 4, D = 8, seeds = [0], precision = 0.05}',
+        '{panel = "hybrid", mechanism = "hybrid", S = 4, R = 4, D = 8, attention_share = 0.5, '
+        "mlp_ratio = 2.0, seeds = [0], precision = 0.05}",
+    ],
+    "fig5": ["{S = 8, R = 4, D = 8, lr = 0.4, n_steps = 1024}"],
+    "plateau": ["{S = 8, R = 4, D = 8, alpha_S = 0.0, lr = 0.4, n_steps = 1024}"],
+    "planner-scaling": ['{family = "mlp-heavy", d = 8}'],
+    "attribution-tradeoff": ['{H = 2, m = 16, d = 16, scale = "quick"}'],
+}
+
+
+def figure_toml(name: str) -> str:
+    points = "\n".join(f"points = [{', '.join(FIGURE_POINTS[name])}]".splitlines())
+    return f'figure = "{name}"\nscale = "quick"\n{points}\n'
+
+
 def commands(tmp: Path) -> dict[str, list[str]]:
     """Name → argv (without the program name). Small sizes: the whole list runs in a few minutes."""
     model = str(tmp / "m.npz")
@@ -122,6 +158,10 @@ def commands(tmp: Path) -> dict[str, list[str]]:
         ],
         "sweep": ["sweep", str(tmp / "golden.toml"), "--store", str(tmp / "golden.db")],
         "export": ["export", "--store", str(tmp / "golden.db"), "--out", str(tmp / "golden.csv")],
+        **{
+            f"figure-{name}": ["sweep", str(tmp / f"{name}.toml"), "--store", str(tmp / f"{name}.db")]
+            for name in FIGURE_POINTS
+        },
     }
 
 
@@ -151,10 +191,11 @@ def run_one(name: str, argv: list[str], tmp: Path) -> dict[str, Any]:
             "_s": seconds,
         }
     record = json.loads(proc.stdout)
-    if name == "sweep":  # the points' metrics live in the store
+    if name == "sweep" or name.startswith("figure-"):  # the points' metrics live in the store
         import sqlite3
 
-        with sqlite3.connect(tmp / "golden.db") as db:
+        store = tmp / ("golden.db" if name == "sweep" else f"{name.removeprefix('figure-')}.db")
+        with sqlite3.connect(store) as db:
             rows = db.execute("SELECT point_key, status, metrics FROM results ORDER BY point_key").fetchall()
             schema = [
                 r[0] for r in db.execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")
@@ -192,6 +233,8 @@ def main() -> int:
         tmp = Path(name)
         (tmp / "golden.toml").write_text(SWEEP_TOML)
         (tmp / "table.csv").write_text(TABLE_CSV)
+        for figure in FIGURE_POINTS:
+            (tmp / f"{figure}.toml").write_text(figure_toml(figure))
         cmds = commands(tmp)
         picked = args.only or list(cmds)
         unknown = [n for n in picked if n not in cmds]
@@ -211,7 +254,9 @@ def main() -> int:
         "platform": platform.platform(),
         "python": platform.python_version(),
     }
-    if args.record:
+    if args.record:  # with --only, only those entries are (re)recorded
+        kept = json.loads(GOLDEN.read_text())["results"] if args.only and GOLDEN.exists() else {}
+        results = {**kept, **{k: v for k, v in results.items() if k in picked}}
         GOLDEN.write_text(
             json.dumps({"machine": machine, "results": results}, indent=1, sort_keys=True) + "\n"
         )
