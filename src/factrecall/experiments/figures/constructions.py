@@ -74,18 +74,17 @@ def fig4_point(point: Point) -> Point | None:
 
 def run_construction(point: Point, update: Update) -> Row:
     """The smallest construction storing every fact (over its seeds); a trained point's trained capacity."""
-    from factrecall.recall.construction_search import construction_spec, find_min
+    from factrecall.experiments.specs import ConstructionPoint
 
     if point["panel"] == "trained":  # a trained transformer's capacity (largest S·R stored at 99%)
         return run_fig4(point, update)
 
     start = time.perf_counter()
-    overrides = {"mlp_ratio": point.get("mlp_ratio")}
+    keys = ("mechanism", "S", "R", "D", "mlp_ratio", "seeds", "precision")
+    values = {k: point.get(k) for k in keys}
     if point["mechanism"] == "hybrid":
-        overrides["attention_share"] = point["attention_share"]
-    spec = construction_spec(point["mechanism"], point["S"], point["R"], point["D"], **overrides)
-    result = find_min(spec, tuple(point["seeds"]), rel_precision=point["precision"], on_round=update)
-    row = {**point, **result.summary(), "seconds": time.perf_counter() - start}
+        values["attention_share"] = point["attention_share"]
+    row = {**point, **ConstructionPoint(**values).run(update), "seconds": time.perf_counter() - start}
     row["facts"] = point["S"] * point["R"]
     row["heatmap_attention"] = row["d"] * row["d_h"] * row["H"]  # Fig. 4 right's axes: d·d_h·H and d·m
     row["heatmap_mlp"] = row["d"] * row["m"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
 
 from factrecall.core import fits
 from factrecall.core.io import atomic_write, curves_csv
@@ -22,10 +21,11 @@ PLATEAU_ZIPF = (0.5, 1.0, 1.5)
 PLATEAU_LR = {"quick": 0.4, "paper": 0.1}
 
 
-def _dynamics_spec(point: Point) -> Any:
-    from factrecall.dynamics.trajectory import DynamicsSpec
+def _trajectory(point: Point, update: Update) -> Row:
+    """The record of the point's trajectory (:meth:`factrecall.experiments.specs.DynamicsPoint.run`)."""
+    from factrecall.experiments.specs import DynamicsPoint
 
-    return DynamicsSpec(**{k: v for k, v in point.items() if k in DynamicsSpec._fields})
+    return DynamicsPoint(**{k: v for k, v in point.items() if k in DynamicsPoint.model_fields}).run(update)
 
 
 def _fig5_points(scale: str) -> list[Point]:
@@ -34,10 +34,7 @@ def _fig5_points(scale: str) -> list[Point]:
 
 def run_fig5(point: Point, update: Update) -> Row:
     """One trajectory of the simplified model: curves, stages, measured and predicted transitions."""
-    from factrecall.dynamics.trajectory import record, trajectory
-
-    spec = _dynamics_spec(point)
-    return record(spec, trajectory(spec, on_chunk=update))
+    return _trajectory(point, update)
 
 
 def _draw_fig5(rows: list[Row], stem: Path) -> list[Path]:
@@ -81,15 +78,12 @@ def plateau_points(scale: str) -> list[Point]:
 
 def run_plateau(point: Point, update: Update) -> Row:
     """One trajectory's transitions, measured and predicted, and the plateau between them."""
-    from factrecall.dynamics.trajectory import summarize, trajectory
-
-    spec = _dynamics_spec(point)
-    s = summarize(spec, trajectory(spec, on_chunk=update))
+    s = _trajectory(point, update)
     rel, sub = s["measured"]["relation"], s["measured"]["subject"]
     return {
         **point,
-        "S": spec.S,
-        "alpha_S": spec.alpha_S,
+        "S": s["spec"]["S"],
+        "alpha_S": s["spec"]["alpha_S"],
         "measured_relation": rel,
         "measured_subject": sub,
         "predicted_relation": s["predicted"]["relation"],

@@ -54,13 +54,11 @@ def memory_points(scale: str, fixed_outputs: bool = False) -> list[Point]:
 
 def run_memory(point: Point, update: Update) -> Row:
     """The capacity N* of one memory over its seeds (the project's recipe for the model and d)."""
-    from factrecall.memories.capacity import capacity, recipe
+    from factrecall.experiments.specs import MemoryCapacityPoint
 
-    spec = recipe(point["model"], point["d"], point.get("m"), M=point.get("M"), n_steps=point.get("n_steps"))
-    result = capacity(
-        spec, tuple(point["seeds"]), rel_precision=point.get("precision", 0.01), on_round=update
-    )
-    return {**point, **result.summary()}
+    keys = ("model", "d", "m", "M", "n_steps", "seeds", "precision")
+    spec = MemoryCapacityPoint(**{k: point[k] for k in keys if point.get(k) is not None})
+    return {**point, **spec.run(update)}
 
 
 def _draw_fig1(rows: list[Row], stem: Path) -> list[Path]:

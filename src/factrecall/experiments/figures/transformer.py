@@ -67,13 +67,11 @@ def fig4_points(scale: str) -> list[Point]:
 
 def run_fig4(point: Point, update: Update) -> Row:
     """The trained capacity (largest S·R stored at 99%, best over the learning rates) of one shape."""
-    from factrecall.recall import capacity as tc
+    from factrecall.experiments.specs import TransformerCapacityPoint
 
-    recipe = tc.CAPACITY_RECIPE._replace(n_steps=point["n_steps"], batch=point["batch"])
-    spec = tc.Spec(
-        point["d"], point["H"], point["d_h"], point["m"], 8, point["scaling"], recipe, tuple(point["lrs"])
-    )
-    return {**point, **tc.capacity(spec, tuple(point["seeds"]), on_round=update).summary()}
+    keys = ("d", "H", "d_h", "m", "scaling", "lrs", "n_steps", "batch", "seeds")
+    spec = TransformerCapacityPoint(**{k: point[k] for k in keys}, D=8)
+    return {**point, **spec.run(update)}
 
 
 def _draw_fig4(rows: list[Row], stem: Path) -> list[Path]:
