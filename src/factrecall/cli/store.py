@@ -48,19 +48,12 @@ def sweep_cmd(
     quiet: QuietFlag = False,
 ) -> None:
     """Run every point of a sweep (an experiment grid or a paper figure) into the results store."""
-    from factrecall.experiments import config, reproduce, sweeps
-    from factrecall.experiments.store import Store
+    from factrecall.experiments import config, reproduce
 
     cfg = config.load_sweep(config_file)
     kwargs = backend_options(backend, workers, ray_address)
     kwargs.update(resume=resume, retry_failed=retry_failed, quiet=quiet)
-    # every point is valid before the store is touched
-    points = sweeps.checked_points(cfg) if cfg.experiment is not None else reproduce.figure_points(cfg)
-    with Store(store) as db:
-        if cfg.experiment is not None:
-            summary = sweeps.run_sweep(cfg, db, points, **kwargs)
-        else:
-            summary = reproduce.run_config(cfg, db, **kwargs)
+    summary = reproduce.run_sweep_file(cfg, store, **kwargs)  # every point checked before the store opens
     emit({"sweep": cfg.name, "store": str(store), **summary._asdict()}, as_json, f"sweep {cfg.name}")
     if summary.failed:  # recorded with their reasons, the others finished; the exit status tells scripts
         print(

@@ -180,11 +180,25 @@ def figure_points(cfg: SweepConfig) -> list[Point]:
     return points
 
 
-def run_config(cfg: SweepConfig, store: Store, **kwargs: Any) -> SweepSummary:
-    """``factrecall sweep`` of a figure config: its points through the store under the figure's name (with
-    the figure's reuse of another figure's stored rows, as :func:`run_figure`)."""
-    figure = _figure(str(cfg.figure))
-    return _sweep(figure, cfg.scale, store, figure_points(cfg), **kwargs)
+def run_sweep_file(cfg: SweepConfig, store: Path, **kwargs: Any) -> SweepSummary:
+    """Run a sweep file (an experiment grid or a paper figure's points) into the store at ``store``:
+    ``factrecall sweep`` and :func:`factrecall.sweep`. Every point is checked before the store is opened.
+
+    Args:
+        cfg: the sweep (:func:`factrecall.experiments.config.load_sweep`).
+        store: the results store's path (created when missing).
+        **kwargs: for :func:`factrecall.experiments.sweeps.run_points` (backend, workers, ray_address,
+            resume, retry_failed, quiet).
+    """
+    from factrecall.experiments import sweeps
+
+    if cfg.experiment is not None:
+        points = sweeps.checked_points(cfg)
+        with Store(store) as db:
+            return sweeps.run_sweep(cfg, db, points, **kwargs)
+    figure, points = _figure(str(cfg.figure)), figure_points(cfg)
+    with Store(store) as db:
+        return _sweep(figure, cfg.scale, db, points, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------- configs/

@@ -1,0 +1,73 @@
+"""The Python API computes what the commands compute: the same record as ``--json`` for the same arguments,
+the same validation errors, and the store as a DataFrame."""
+
+import json
+
+import pytest
+
+import factrecall
+from factrecall import cli
+
+TINY = dict(d=8, H=2, d_h=2, m=8, S=4, R=3, D=2, T=6, n_steps=128, batch=32)
+TINY_FLAGS = [
+    *("--d", "8", "--heads", "2", "--head-dim", "2", "--width", "8", "--subjects", "4", "--relations", "3"),
+    *("--answers-per-relation", "2", "--seq-len", "6", "--steps", "128", "--batch", "32"),
+]
+VOLATILE = {"run", "seconds", "saved", "model"}
+
+
+def cli_json(capsys, *argv):
+    with pytest.raises(SystemExit) as exc:
+        cli.main([*argv, "--json"])
+    out, err = capsys.readouterr()
+    assert exc.value.code == 0, err
+    return {k: v for k, v in json.loads(out).items() if k not in VOLATILE}
+
+
+def numbers(result):
+    return {k: v for k, v in result.to_dict().items() if k not in VOLATILE}
+
+
+def test_memory_capacity_is_the_capacity_command(capsys):
+    r = factrecall.memory_capacity("linear", d=8, method="hebbian", criterion=1.0, seeds=[0, 1])
+    assert numbers(r) == cli_json(
+        capsys, "capacity", "linear", "--d", "8", "--method", "hebbian", "--criterion", "1.0", "--seeds", "2"
+    )
+    assert r.point.d == 8 and r["capacity_per_seed"] == r.to_dict()["capacity_per_seed"]
+    assert "capacity=" in repr(r)
+
+
+def test_train_evaluate_query_attribute_are_the_commands(capsys, tmp_path):
+    path = tmp_path / "m.npz"
+    trained = factrecall.train_transformer(**TINY)
+    assert numbers(trained) == cli_json(capsys, "train", "transformer", *TINY_FLAGS, "--save", str(path))
+    assert trained.save(tmp_path / "api.npz").is_file()
+    for model in (path, tmp_path / "api.npz", trained.model):  # a file from either side, or the model itself
+        assert numbers(factrecall.evaluate(model, n_contexts=4)) == cli_json(
+            capsys, "eval", str(path), "--contexts", "4"
+        )
+    assert numbers(factrecall.query(path, "s1", "r2")) == cli_json(
+        capsys, "query", str(path), "--subject", "s1", "--relation", "r2"
+    )
+    assert numbers(factrecall.attribute(trained.model)) == cli_json(capsys, "attribute", str(path))
+
+
+def test_bad_arguments_are_config_errors_naming_the_field():
+    with pytest.raises(factrecall.ConfigError, match=r"d: .*greater than or equal to 1 \(got 0\)"):
+        factrecall.memory_capacity("linear", d=0)
+    with pytest.raises(factrecall.ConfigError, match="model"):
+        factrecall.memory_capacity("conv")
+    with pytest.raises(factrecall.ConfigError, match=r"unknown key|Extra inputs"):
+        factrecall.train_transformer(heads=4)
+    with pytest.raises(factrecall.ConfigError, match="does not exist"):
+        factrecall.results("no/such.db")
+    with pytest.raises(factrecall.ConfigError, match="no trained model"):
+        factrecall.memory_capacity("linear", d=4, method="hebbian", seeds=[0]).save("x.npz")
+
+
+def test_importing_factrecall_does_not_start_jax():
+    import subprocess
+    import sys
+
+    code = "import factrecall, sys; factrecall.Result; assert 'jax' not in sys.modules, 'jax imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
