@@ -204,7 +204,9 @@ def plan(
     from factrecall.facts.table import load_table
 
     table = load_table(Path(facts)) if isinstance(facts, str | Path) else facts
-    with _progress("plan", progress) as update:
+    with _progress(
+        f"plan {Path(facts).name if isinstance(facts, str | Path) else 'table'}", progress
+    ) as update:
         record, trained = planner.plan(
             table,
             criterion=criterion,

@@ -14,8 +14,6 @@ import typer
 
 from factrecall.cli.common import JsonFlag, QuietFlag, emit_json, stdout
 from factrecall.core.errors import check
-from factrecall.core.progress import bar
-from factrecall.core.provenance import run_info
 
 
 def _plan_text(record: dict[str, Any]) -> None:
@@ -85,30 +83,26 @@ def plan_cmd(
     quiet: QuietFlag = False,
 ) -> None:
     """Predict the smallest one-layer transformer that stores a fact table (and train it with --train)."""
-    from factrecall.facts.planner import plan
-    from factrecall.facts.queries import as_trained
-    from factrecall.facts.table import load_table
+    from factrecall import api
     from factrecall.recall import models
 
     check(save is None or train, "--save needs --train (there is no model to save otherwise)")
     if save is not None:
         check(save.parent.is_dir(), f"--save: folder {str(save.parent)!r} does not exist")
-    table = load_table(facts_file)
-    with bar(f"plan {facts_file.name}", quiet=quiet or not (train or search_smallest)) as update:
-        record, model = plan(
-            table,
-            criterion=criterion,
-            budget_params=budget_params,
-            train=train,
-            search_smallest=search_smallest,
-            max_tries=max_tries,
-            seed=seed,
-            on_progress=update,
-        )
-    if save is not None and model is not None:
-        models.save(save, as_trained(table, *model, record))
+    result = api.plan(
+        facts_file,
+        criterion=criterion,
+        budget_params=budget_params,
+        train=train,
+        search_smallest=search_smallest,
+        max_tries=max_tries,
+        seed=seed,
+        progress=not quiet and (train or search_smallest),
+    )
+    record = result.to_dict()
+    if save is not None and result.model is not None:
+        models.save(save, result.model)
         record["saved"] = str(save)
-    record["run"] = run_info()
     if as_json:
         emit_json(record)
     else:
