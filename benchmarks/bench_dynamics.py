@@ -28,7 +28,8 @@ import numpy as np  # noqa: E402
 
 from factrecall.core.engine import compile_seconds  # noqa: E402
 from factrecall.core.provenance import device  # noqa: E402
-from factrecall.dynamics.trajectory import DynamicsSpec, trajectory  # noqa: E402
+from factrecall.dynamics.spec import DynamicsSpec  # noqa: E402
+from factrecall.dynamics.trajectory import trajectory  # noqa: E402
 
 
 def naive_tokens(rng: np.random.Generator, B: int, S: int, R: int, n_noise: int, T: int) -> tuple:

@@ -10,8 +10,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
-from factrecall.core.errors import ConfigError, TrainingError
+from factrecall.core.errors import TrainingError
 from factrecall.dynamics import simplified
 from factrecall.dynamics import trajectory as dynamics
 from factrecall.recall.task import recall_task
@@ -103,18 +104,19 @@ def test_transformer_model_trains():
 @pytest.mark.parametrize(
     ("change", "match"),
     [
-        ({"model": "rnn"}, "model must be one of simplified, transformer, got 'rnn'"),
-        ({"attention": "relu"}, "attention must be one of"),
-        ({"n_steps": 100}, "multiple of eval_every"),
+        ({"model": "rnn"}, "model\n  Input should be 'simplified' or 'transformer'"),
+        ({"attention": "relu"}, "attention\n  Input should be 'linear' or 'softmax'"),
+        ({"n_steps": 100}, "n_steps=100 must be a multiple of eval_every=64"),
         ({"init": 0.0}, "init must be > 0"),
-        ({"lr": -1.0}, "lr must be a positive number"),
-        ({"S": 0}, "S must be ≥ 1"),
+        ({"lr": -1.0}, "lr\n  Input should be greater than 0"),
+        ({"lr": math.inf}, "lr must be a positive number, got lr=inf"),
+        ({"S": 0}, "S\n  Input should be greater than or equal to 1"),
         ({"d": 7}, "one-hot embeddings need d = vocab = 41, got d=7"),
     ],
 )
-def test_bad_specs_are_config_errors(change, match):
-    with pytest.raises(ConfigError, match=match):
-        dynamics.validate(dynamics.DynamicsSpec(**change))
+def test_bad_specs_are_rejected_when_built(change, match):
+    with pytest.raises(ValidationError, match=match):
+        dynamics.DynamicsSpec(**change)
 
 
 def test_divergence_is_a_training_error():

@@ -12,7 +12,7 @@ from factrecall.experiments import specs
     [
         (specs.TransformerTrainPoint, {"H": 0}, "H: Input should be greater than or equal to 1 (got 0)"),
         (specs.DynamicsPoint, {"attention": "relu"}, "attention: Input should be 'linear' or 'softmax'"),
-        (specs.DynamicsPoint, {"colour": 1}, "colour: unknown key (got 1); allowed keys: S, R, D, T"),
+        (specs.DynamicsPoint, {"colour": 1}, "colour: unknown key (got 1); allowed keys: S, R, D, n_noise"),
         # the library's own validation, its message as the library wrote it
         (specs.MemoryCapacityPoint, {"model": "linear", "d": 8, "rank": 9}, "rank must be in [1, d=8], got"),
         (specs.DynamicsPoint, {"n_steps": 100}, "n_steps=100 must be a multiple of eval_every=64"),

@@ -21,7 +21,7 @@ from factrecall.recall.construction_search import build_and_score, construction_
     seed=st.integers(0, 10_000),
 )
 def test_found_sizes_store_every_fact_in_fresh_contexts(mechanism, S, R, D, seed):
-    spec = construction_spec(mechanism, S, R, D, n_contexts=4)
+    spec = construction_spec(mechanism, S, R, D, d_h=8, memory="pinv", n_contexts=4)
     result = find_min(spec, (seed,), rel_precision=0.1)
     (d,) = result.d_per_seed
     assert d > 0 and not result.never
@@ -39,7 +39,7 @@ def test_found_sizes_store_every_fact_in_fresh_contexts(mechanism, S, R, D, seed
 
 @pytest.mark.parametrize("mechanism, d", [("attention", 72), ("mlp", 48)])
 def test_accuracy_falls_far_below_the_found_size(mechanism, d):
-    spec = construction_spec(mechanism, 8, 8, 8, n_contexts=4)
+    spec = construction_spec(mechanism, 8, 8, 8, d_h=8, memory="pinv", n_contexts=4)
     at = build_and_score(spec, shape(spec, d))
     below = build_and_score(spec, shape(spec, d // 4))
     assert at["fact_accuracy"] == 1.0
@@ -49,7 +49,7 @@ def test_accuracy_falls_far_below_the_found_size(mechanism, d):
 
 @pytest.mark.parametrize("mechanism", ["attention", "mlp", "hybrid"])
 def test_records_count_parameters_as_the_bounds_module(mechanism):
-    spec = construction_spec(mechanism, 4, 4, 4, n_contexts=1)
+    spec = construction_spec(mechanism, 4, 4, 4, d_h=8, memory="pinv", n_contexts=1)
     cfg = shape(spec, 40)
     record = build_and_score(spec, cfg)
     assert record["attention_params"] == bounds.attention_params(cfg.d, cfg.H, cfg.d_h)
@@ -61,14 +61,15 @@ def test_records_count_parameters_as_the_bounds_module(mechanism):
 
 
 def test_specs_reject_bad_input():
+    fixed = {"d_h": 8, "memory": "pinv", "n_contexts": 8}
     with pytest.raises(ConfigError, match="unknown mechanism"):
-        construction_spec("ffn", 4, 4, 4)
+        construction_spec("ffn", 4, 4, 4, **fixed)
     with pytest.raises(ConfigError, match="needs an MLP"):
-        construction_spec("mlp", 4, 4, 4, mlp_ratio=0.0)
+        construction_spec("mlp", 4, 4, 4, **fixed, mlp_ratio=0.0)
     with pytest.raises(ConfigError, match="attention_share"):
-        construction_spec("attention", 4, 4, 4, attention_share=0.5)
+        construction_spec("attention", 4, 4, 4, **fixed, attention_share=0.5)
     with pytest.raises(ConfigError, match="subjects S"):
-        construction_spec("attention", 0, 4, 4)
+        construction_spec("attention", 0, 4, 4, **fixed)
 
 
 def test_reproduce_constructions_writes_rows_figure_and_slopes(tmp_path, monkeypatch):

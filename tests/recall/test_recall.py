@@ -158,9 +158,9 @@ def test_bad_recipe():
     from factrecall.recall import training as recall
 
     with pytest.raises(ConfigError, match="batch must be ≥ 1"):
-        recall.validate_recipe(recall.Recipe(batch=0))
+        recall.validate_recipe(_tiny_recipe()._replace(batch=0))
     with pytest.raises(ConfigError, match=r"criterion must be in \(0, 1\]"):
-        recall.validate_recipe(recall.Recipe(criterion=1.5))
+        recall.validate_recipe(_tiny_recipe()._replace(criterion=1.5))
 
 
 def test_report_bits_follow_each_relations_answer_count(key, monkeypatch):

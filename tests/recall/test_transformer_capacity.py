@@ -19,7 +19,7 @@ def test_sizes_follow_the_scalings():
 
 
 def test_capacity_brackets_a_tested_failure():
-    spec = tc.Spec(d=8, H=1, d_h=2, m=4, D=2, recipe=FAST, lrs=(3e-2,), T=4, patience=128)
+    spec = tc.Spec(d=8, H=1, d_h=2, m=4, D=2, scaling="linear", recipe=FAST, lrs=(3e-2,), patience=128, T=4)
     result = tc.capacity(spec, (0,), guess=3)
     k = result.k_per_seed[0]
     record = result.summary()
@@ -55,4 +55,5 @@ def test_tradeoff_grid_trains_every_cell_at_once():
 )
 def test_bad_specs(kwargs, match):
     with pytest.raises(ConfigError, match=match):
-        tc.validate_spec(tc.Spec(**{"d": 8, "H": 2, "d_h": 2, "m": 8, **kwargs}))
+        shape = {"d": 8, "H": 2, "d_h": 2, "m": 8, "D": 8, "scaling": "linear"}
+        tc.validate_spec(tc.Spec(**{**shape, "recipe": FAST, "lrs": (3e-2,), "patience": None, **kwargs}))

@@ -3,7 +3,9 @@ quote from Nichani, Lee & Bietti (ICLR 2025), each with its value, where in the 
 means and which ``factrecall reproduce`` figure measures it (no JAX, no imports of the package).
 
 These are the paper's values, quoted for comparison; no result of ours is ever computed from them (the guide
-lines of :mod:`factrecall.core.bounds` draw them, the figures put their measurement next to them).
+lines of :mod:`factrecall.core.bounds` draw them, the figures put their measurement next to them). One
+setting of the paper's is here too, :data:`PAPER_LRS`: the experiments' models (no JAX) and the training
+library read that one tuple.
 """
 
 from __future__ import annotations
@@ -168,3 +170,7 @@ PAPER: dict[str, Constant] = {
         "plateau",
     ),
 }
+
+PAPER_LRS: tuple[float, ...] = (1e-3, 3e-3, 1e-2)
+"""The learning-rate grid of the paper's trained transformers (Adam, the best rate kept; Figure 4): the
+default grid of a transformer-capacity experiment and of the Figure 4 trade-off grid."""

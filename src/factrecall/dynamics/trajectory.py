@@ -6,9 +6,9 @@ V start at ε = 1e-5 everywhere, inputs sampled as token counts) or, with ``mode
 one-layer transformer (:mod:`factrecall.recall.transformer`) on ``task.sample`` sequences; both train by
 plain gradient descent on fresh batches, sampled inside the compiled step, through the same loop.
 
-This module owns the trajectory's spec (:class:`DynamicsSpec`) and its validation, the setup of either
-model, the metrics of the loss split, the compiled loop, and the summaries and curves the CLI and the
-figures read.
+This module owns the setup of either model for a spec (:class:`~factrecall.dynamics.spec.DynamicsSpec`,
+validated when built, trusted here), the metrics of the loss split, the compiled loop, and the summaries
+and curves the CLI and the figures read.
 
 The loop is our own small ``lax.scan`` (gradient descent on fresh batches, an evaluation every
 ``eval_every`` steps), as STYLE allows for dynamics: the engine stops at a criterion, this records a curve.
@@ -29,107 +29,19 @@ import jax.numpy as jnp
 import numpy as np
 
 from factrecall.core.base import Array, Float, Int, Key, Params
-from factrecall.core.errors import TrainingError, check
+from factrecall.core.errors import TrainingError
 from factrecall.core.io import curves_csv as _curves_csv
 from factrecall.dynamics import simplified
 from factrecall.dynamics import stages as stages_mod
 from factrecall.dynamics.simplified import Counts, sample_counts
+from factrecall.dynamics.spec import DynamicsSpec as DynamicsSpec  # re-exported: the spec of trajectory()
 from factrecall.memories.embeddings import gaussian
 from factrecall.recall import task as task_mod
 from factrecall.recall.transformer import TransformerConfig, forward
 from factrecall.recall.transformer import init as transformer_init
 
-MODELS = ("simplified", "transformer")
-ATTENTIONS = ("linear", "softmax")
-EMBEDDINGS = ("onehot", "random")
-FACTS = ("structured", "random")
 METRICS = ("loss", "relation_loss", "subject_loss", "accuracy", "relation_accuracy", "subject_accuracy")
 EVAL_CHUNK = 4096
-
-
-class DynamicsSpec(NamedTuple):
-    """Everything that defines one trajectory (hashable). Defaults are the paper's Figure 5.
-
-    Attributes:
-        S, R, D: subjects, relations, answers per relation.
-        n_noise: noise tokens (None: S + R); T: sequence length, EOS last.
-        alpha_S, alpha_R: Zipf exponents of the subject and relation frequencies.
-        model: ``simplified`` (Eq. 15) or ``transformer`` (the full one-layer model, §3).
-        attention: ``linear`` (the paper's) or ``softmax``.
-        embeddings: ``onehot`` (d = vocab, the paper's) or ``random`` (Gaussian N(0, 1/d) rows); the
-            transformer always uses its own Gaussian embeddings (§3).
-        facts: ``structured`` (a*(s, r) = floor(s·D/S) + r·D, the paper's) or ``random``.
-        lr, B, n_steps: plain gradient descent: rate, fresh batch size, steps.
-        eval_every, n_test: evaluate every ``eval_every`` steps on a fixed test set of ``n_test`` sequences.
-        init: ε, the initial value of every entry of A and V (simplified model).
-        substeps: gradient flow: each step is ``substeps`` steps of lr/substeps on fresh batches (1: GD).
-        d: embedding dimension for random embeddings and the transformer (None: vocab size).
-        H, d_h, m: transformer heads, head size and MLP width.
-        seed: seeds facts, embeddings, test set and batches.
-    """
-
-    S: int = 16
-    R: int = 4
-    D: int = 8
-    n_noise: int | None = None
-    T: int = 32
-    alpha_S: float = 0.0
-    alpha_R: float = 0.0
-    model: str = "simplified"
-    attention: str = "linear"
-    embeddings: str = "onehot"
-    facts: str = "structured"
-    lr: float = 0.1
-    B: int = 1024
-    n_steps: int = 8192
-    eval_every: int = 64
-    n_test: int = 2**14
-    init: float = 1e-5
-    substeps: int = 1
-    d: int | None = None
-    H: int = 4
-    d_h: int = 16
-    m: int = 64
-    seed: int = 0
-
-
-def validate(spec: DynamicsSpec) -> None:
-    """Raise :class:`ConfigError` naming the first invalid field of ``spec``."""
-    for name, allowed in (
-        ("model", MODELS),
-        ("attention", ATTENTIONS),
-        ("embeddings", EMBEDDINGS),
-        ("facts", FACTS),
-    ):
-        value = getattr(spec, name)
-        check(value in allowed, f"{name} must be one of {', '.join(allowed)}, got {value!r}")
-    for name in ("S", "R", "D", "B", "n_steps", "eval_every", "n_test", "substeps", "H", "d_h"):
-        value = getattr(spec, name)
-        check(value >= 1, f"{name} must be ≥ 1, got {name}={value}")
-    check(spec.m >= 0, f"m must be ≥ 0, got m={spec.m}")
-    check(spec.d is None or spec.d >= 1, f"d must be ≥ 1, got d={spec.d}")
-    check(spec.lr > 0 and math.isfinite(spec.lr), f"lr must be a positive number, got lr={spec.lr}")
-    check(spec.init > 0, f"init must be > 0 (the saddle at 0 never escapes), got init={spec.init}")
-    check(
-        spec.n_steps % spec.eval_every == 0,
-        f"n_steps={spec.n_steps} must be a multiple of eval_every={spec.eval_every}",
-    )
-    check(
-        spec.model == "transformer" or spec.T >= 3, f"T must be ≥ 3 (subject, relation, EOS), got T={spec.T}"
-    )
-    vocab = task_of(spec).vocab  # validates S, R, D, T, n_noise and the Zipf exponents
-    d = spec.d or vocab
-    check(
-        spec.model == "transformer" or spec.embeddings != "onehot" or d == vocab,
-        f"one-hot embeddings need d = vocab = {vocab}, got d={d}",
-    )
-
-
-def task_of(spec: DynamicsSpec) -> task_mod.RecallTask:
-    """The factual-recall task of ``spec`` (EOS last)."""
-    return task_mod.recall_task(
-        spec.S, spec.R, spec.D, n_noise=spec.n_noise, T=spec.T, alpha_S=spec.alpha_S, alpha_R=spec.alpha_R
-    )
 
 
 def facts_of(spec: DynamicsSpec, task: task_mod.RecallTask, *, key: Key) -> Int[Array, "S R"]:
@@ -155,7 +67,7 @@ class Setup(NamedTuple):
 
 def setup(spec: DynamicsSpec, *, key: Key) -> Setup:
     """Initial parameters, the logits function, the batch sampler and the fixed test set of ``spec``."""
-    task = task_of(spec)
+    task = spec.task()
     k_facts, k_emb, k_test = (jax.random.fold_in(key, i) for i in range(3))
     facts = facts_of(spec, task, key=k_facts)
     if spec.model == "transformer":
@@ -282,7 +194,7 @@ def trajectory(spec: DynamicsSpec, on_chunk: Callable[[int, int, str], None] | N
     """Train ``spec`` by gradient descent on fresh batches and record every metric every ``eval_every`` steps.
 
     Args:
-        spec: the run, trusted: validate user input with :func:`validate` first.
+        spec: the run (validated when it was built).
         on_chunk: ``on_chunk(done_steps, n_steps, status)`` after each compiled chunk (a progress bar).
 
     Returns:
@@ -378,6 +290,6 @@ def record(spec: DynamicsSpec, traj: Trajectory) -> dict[str, Any]:
         **summarize(spec, traj),
         "steps": traj.steps.tolist(),
         "curves": {k: v.tolist() for k, v in traj.curves.items()},
-        "spec": spec._asdict(),
+        "spec": spec.model_dump(),
         "title": title,
     }

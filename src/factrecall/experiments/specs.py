@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError, model_validator
 
 from factrecall.core.errors import ConfigError
+from factrecall.core.paper import PAPER_LRS
 from factrecall.core.progress import Update
+from factrecall.dynamics.spec import DynamicsSpec
 from factrecall.experiments.config import (
     FROZEN,
     Criterion,
@@ -188,11 +190,11 @@ class TransformerTrainPoint(Point):
 
     def make_spec(self) -> Any:
         """(task, transformer config, recipe), validated."""
-        from factrecall.recall.training import Recipe, task_and_config, validate_recipe
+        from factrecall.recall.training import EVAL_EVERY, Recipe, task_and_config, validate_recipe
 
         shape = (self.S, self.R, self.D, self.T, self.d, self.H, self.d_h, self.m)
         task, cfg = task_and_config(*shape, self.attention, self.train_embeddings)
-        recipe = Recipe(n_steps=self.n_steps, batch=self.batch, criterion=self.criterion)
+        recipe = Recipe(self.n_steps, self.batch, EVAL_EVERY, self.criterion)
         validate_recipe(recipe)
         return task, cfg, recipe
 
@@ -245,7 +247,7 @@ class TransformerCapacityPoint(Point):
     m: NonNeg = 32
     D: Pos = 8
     scaling: Literal["linear", "square", "distinct"] = "linear"
-    lrs: Rates = [1e-3, 3e-3, 1e-2]
+    lrs: Rates = list(PAPER_LRS)
     n_steps: Pos = 16384
     batch: Pos = 1024
     criterion: Criterion = 0.99
@@ -255,9 +257,9 @@ class TransformerCapacityPoint(Point):
     def make_spec(self) -> Any:
         from factrecall.recall import capacity as tc
 
-        recipe = tc.CAPACITY_RECIPE._replace(n_steps=self.n_steps, batch=self.batch, criterion=self.criterion)
+        recipe = tc.trial_recipe(self.n_steps, self.batch, self.criterion)
         shape = (self.d, self.H, self.d_h, self.m, self.D, self.scaling)
-        spec = tc.Spec(*shape, recipe, tuple(self.lrs), patience=self.patience or None)
+        spec = tc.Spec(*shape, recipe, tuple(self.lrs), self.patience or None)
         tc.validate_spec(spec)
         return spec
 
@@ -345,42 +347,18 @@ class ConstructedPoint(_Construction):
         return cs.build_and_score(self.spec, cfg, self.seed)
 
 
-class DynamicsPoint(Point):
-    """One training trajectory (paper §5, Figure 5), as ``factrecall dynamics`` (without its files). The
-    fields are those of :class:`factrecall.dynamics.trajectory.DynamicsSpec` (which documents them, with
-    S, R, D, T, the Zipf exponents α_S, α_R, the learning rate, the batch B and the model's d, H, d_h, m);
-    the defaults are the paper's Figure 5.
+class DynamicsPoint(Point, DynamicsSpec):
+    """One training trajectory (paper §5, Figure 5), as ``factrecall dynamics`` (without its files). The point
+    is the library's spec, :class:`factrecall.dynamics.spec.DynamicsSpec` (its fields, defaults, checks and
+    their documentation: S, R, D, T, the Zipf exponents α_S, α_R, the learning rate, the batch B and the
+    model's d, H, d_h, m), plus how the experiment runs.
     """
 
     DESCRIPTION: ClassVar[str] = "training trajectory and its stages (paper §5, Figure 5)"
-    S: Pos = 16
-    R: Pos = 4
-    D: Pos = 8
-    T: Pos = 32
-    alpha_S: NonNegFloat = 0.0
-    alpha_R: NonNegFloat = 0.0
-    model: Literal["simplified", "transformer"] = "simplified"
-    attention: Literal["linear", "softmax"] = "linear"
-    embeddings: Literal["onehot", "random"] = "onehot"
-    facts: Literal["structured", "random"] = "structured"
-    lr: PosFloat = 0.1
-    B: Pos = 1024
-    n_steps: Pos = 8192
-    eval_every: Pos = 64
-    n_test: Pos = 2**14
-    substeps: Pos = 1
-    d: Pos | None = None
-    H: Pos = 4
-    d_h: Pos = 16
-    m: NonNeg = 64
-    seed: NonNeg = 0
 
-    def make_spec(self) -> Any:
-        from factrecall.dynamics.trajectory import DynamicsSpec, validate
-
-        spec = DynamicsSpec(**self.model_dump())
-        validate(spec)
-        return spec
+    def make_spec(self) -> DynamicsSpec:
+        """The point's fields as the library's class (checked once, when the point was built)."""
+        return DynamicsSpec.model_construct(**dict(self))
 
     def run(self, update: Update | None = None) -> dict[str, Any]:
         """Stages, transitions, curves, spec and title (:func:`factrecall.dynamics.trajectory.record`)."""

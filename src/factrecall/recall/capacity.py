@@ -1,10 +1,12 @@
 """How many facts a one-layer transformer of fixed shape stores: capacity vs parameters (Figure 4 left).
 
-Owns the capacity experiment's spec (:class:`Spec`, checked by :func:`validate_spec`), its trials and its
-record. :func:`capacity` finds the largest fact count S·R a model stores (``fact_accuracy`` over every fact
-≥ the criterion, the kept learning rate's) by the bracketing search of :mod:`factrecall.core.search`. The
-fact set grows with one integer k: S = R = k (``linear``), R = k and S = k² (``square``), or S = R = D = k
-(``distinct``: D = S). The attention/MLP map of Figure 4 right is :mod:`factrecall.recall.tradeoff`.
+Owns the capacity experiment's spec (:class:`Spec`, checked by :func:`validate_spec`; the defaults of its
+fields are :class:`factrecall.experiments.specs.TransformerCapacityPoint`'s), the recipe of a trial
+(:func:`trial_recipe`), its trials and its record. :func:`capacity` finds the largest fact count S·R a model
+stores (``fact_accuracy`` over every fact ≥ the criterion, the kept learning rate's) by the bracketing search
+of :mod:`factrecall.core.search`. The fact set grows with one integer k: S = R = k (``linear``), R = k and
+S = k² (``square``), or S = R = D = k (``distinct``: D = S). The attention/MLP map of Figure 4 right is
+:mod:`factrecall.recall.tradeoff`.
 
 Paper: §4 and Figure 4 left; Appendix (the ``square`` and ``distinct`` variants); SPEC §3, §7.
 """
@@ -24,14 +26,15 @@ from factrecall.core.errors import TrainingError, check
 from factrecall.core.paper import PAPER
 from factrecall.core.search import Trial, search_largest
 from factrecall.recall.task import RecallTask, facts_random, recall_task
-from factrecall.recall.training import PAPER_LRS, Recipe, kept_runs, train_batch, validate_recipe
+from factrecall.recall.training import Recipe, kept_runs, train_batch, validate_recipe
 from factrecall.recall.transformer import TransformerConfig, param_counts, validate
 
 SCALINGS: tuple[str, ...] = ("linear", "square", "distinct")
 # Figure 4 left: facts stored ≈ 0.15·params; the search's first guess and the record's guide
 FACTS_PER_PARAM_GUIDE = PAPER["transformer_facts_per_param"].value
-# the recipe of a capacity trial: the paper's (batch 1024, 2^14 steps), stopped early on a plateau
-CAPACITY_RECIPE = Recipe(n_steps=16384, batch=1024, eval_every=128, criterion=0.99, n_contexts=2)
+# a capacity trial evaluates as the paper does, every 128 steps, in 2 fresh contexts per fact
+TRIAL_EVAL_EVERY = 128
+TRIAL_CONTEXTS = 2
 
 
 class Spec(NamedTuple):
@@ -41,22 +44,33 @@ class Spec(NamedTuple):
         d, H, d_h, m: model shape (m = 0: no MLP).
         D: answers per relation (ignored by ``distinct``, where D = S).
         scaling: how S, R (and D) grow with k (see the module docstring).
-        recipe: training recipe (its criterion is the storage criterion).
+        recipe: training recipe of a trial (:func:`trial_recipe`; its criterion is the storage criterion).
         lrs: learning-rate grid; the best is kept.
-        T: sequence length.
         patience: stop a trial when no learning rate improved for this many steps (None: never).
+        T: sequence length.
     """
 
     d: int
     H: int
     d_h: int
     m: int
-    D: int = 8
-    scaling: str = "linear"
-    recipe: Recipe = CAPACITY_RECIPE
-    lrs: tuple[float, ...] = PAPER_LRS
+    D: int
+    scaling: str
+    recipe: Recipe
+    lrs: tuple[float, ...]
+    patience: int | None
     T: int = 32
-    patience: int | None = 2048
+
+
+def trial_recipe(n_steps: int, batch: int, criterion: float) -> Recipe:
+    """The recipe of a capacity trial: ``n_steps`` steps (the paper's 2^14) of ``batch`` sequences (1024),
+    evaluated every :data:`TRIAL_EVAL_EVERY` steps in :data:`TRIAL_CONTEXTS` contexts per fact, until
+    ``fact_accuracy`` ≥ ``criterion``; a :class:`Spec`'s patience stops it earlier on a plateau.
+
+    >>> trial_recipe(16384, 1024, 0.99)
+    Recipe(n_steps=16384, batch=1024, eval_every=128, criterion=0.99, n_contexts=2, schedule='constant')
+    """
+    return Recipe(n_steps, batch, TRIAL_EVAL_EVERY, criterion, TRIAL_CONTEXTS)
 
 
 def sizes(k: int, scaling: str, D: int) -> tuple[int, int, int]:

@@ -39,7 +39,7 @@ DEFAULT_RATIOS: dict[str, tuple[float, float, float | None]] = {
 
 
 class ConstructionSpec(NamedTuple):
-    """What to construct, up to its size d (build with :func:`construction_spec` for the defaults).
+    """What to construct, up to its size d (build with :func:`construction_spec`: the mechanism's ratios).
 
     Attributes:
         mechanism: ``attention``, ``mlp`` or ``hybrid``.
@@ -57,12 +57,12 @@ class ConstructionSpec(NamedTuple):
     S: int
     R: int
     D: int
-    d_h: int = 8
-    attention_ratio: float = 0.25
-    mlp_ratio: float = 0.0
-    attention_share: float | None = None
-    memory: str = "pinv"
-    n_contexts: int = 8
+    d_h: int
+    attention_ratio: float
+    mlp_ratio: float
+    attention_share: float | None
+    memory: str
+    n_contexts: int
     T: int = 32
 
     @property
@@ -70,10 +70,22 @@ class ConstructionSpec(NamedTuple):
         return recall_task(self.S, self.R, self.D, T=self.T)
 
 
-def construction_spec(mechanism: str, S: int, R: int, D: int, **overrides: Any) -> ConstructionSpec:
-    """A validated spec with the mechanism's default ratios (:data:`DEFAULT_RATIOS`), then ``overrides``.
+def construction_spec(
+    mechanism: str,
+    S: int,
+    R: int,
+    D: int,
+    *,
+    d_h: int,
+    memory: str,
+    n_contexts: int,
+    attention_ratio: float | None = None,
+    mlp_ratio: float | None = None,
+    attention_share: float | None = None,
+) -> ConstructionSpec:
+    """A validated spec; the ratios left ``None`` are the mechanism's (:data:`DEFAULT_RATIOS`).
 
-    >>> construction_spec("mlp", 8, 8, 4).mlp_ratio
+    >>> construction_spec("mlp", 8, 8, 4, d_h=8, memory="pinv", n_contexts=8).mlp_ratio
     4.0
 
     Raises:
@@ -82,10 +94,19 @@ def construction_spec(mechanism: str, S: int, R: int, D: int, **overrides: Any) 
     check(
         mechanism in MECHANISMS, f"unknown mechanism {mechanism!r}; expected one of {', '.join(MECHANISMS)}"
     )
-    attention_ratio, mlp_ratio, share = DEFAULT_RATIOS[mechanism]
-    fields = {"attention_ratio": attention_ratio, "mlp_ratio": mlp_ratio, "attention_share": share}
-    fields.update({k: v for k, v in overrides.items() if v is not None})
-    spec = ConstructionSpec(mechanism, S, R, D, **fields)
+    default_attention, default_mlp, default_share = DEFAULT_RATIOS[mechanism]
+    spec = ConstructionSpec(
+        mechanism,
+        S,
+        R,
+        D,
+        d_h,
+        default_attention if attention_ratio is None else attention_ratio,
+        default_mlp if mlp_ratio is None else mlp_ratio,
+        default_share if attention_share is None else attention_share,
+        memory,
+        n_contexts,
+    )
     validate(spec)
     return spec
 
@@ -117,7 +138,7 @@ def validate(spec: ConstructionSpec) -> None:
 def shape(spec: ConstructionSpec, d: int) -> TransformerConfig:
     """The transformer of size d at the spec's ratios.
 
-    >>> shape(construction_spec("attention", 32, 32, 8), 224)[:4]
+    >>> shape(construction_spec("attention", 32, 32, 8, d_h=8, memory="pinv", n_contexts=8), 224)[:4]
     (224, 7, 8, 0)
     """
     H = max(1, round(spec.attention_ratio * d / spec.d_h))
@@ -236,7 +257,8 @@ def find_min(
 
     Uses :func:`~factrecall.core.search.search_smallest`: the answer is always a tested size that stored.
 
-    >>> result = find_min(construction_spec("attention", 4, 4, 2, n_contexts=2), rel_precision=0.2)
+    >>> spec = construction_spec("attention", 4, 4, 2, d_h=8, memory="pinv", n_contexts=2)
+    >>> result = find_min(spec, rel_precision=0.2)
     >>> result.records[0]["facts_stored"]
     1.0
     """

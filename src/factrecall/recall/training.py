@@ -29,6 +29,7 @@ import numpy as np
 from factrecall.core.base import Array, Float, Int, Key, Params
 from factrecall.core.engine import Problem, RunResult, Settings, best_rate, cross_entropy, train_many
 from factrecall.core.errors import TrainingError, check
+from factrecall.core.paper import PAPER_LRS as PAPER_LRS  # re-exported: its home is core.paper
 from factrecall.recall.task import RecallTask, every_fact, recall_task, sample
 from factrecall.recall.transformer import (
     TransformerConfig,
@@ -39,8 +40,6 @@ from factrecall.recall.transformer import (
     masked,
     validate,
 )
-
-PAPER_LRS = (1e-3, 3e-3, 1e-2)
 
 EVAL_CHUNK = 4096  # sequences per evaluation chunk: bounds memory at paper scale
 
@@ -109,9 +108,16 @@ def _fraction(count: Int[Array, ""], total: int) -> Float[Array, ""]:
     return jnp.where(count == total, 1.0, count.astype(jnp.float32) / total)
 
 
+EVAL_EVERY = 64
+"""Steps between evaluations over every fact of a trained transformer. The paper evaluates every 128 steps (so
+do the capacity searches, :func:`factrecall.recall.capacity.trial_recipe`); every 64 costs little and stops
+closer to the criterion."""
+
+
 class Recipe(NamedTuple):
-    """Training recipe (hashable). Paper: Adam, batch 1024, ≤ 2^14 steps, evaluation every 128 steps
-    (we evaluate every 64: it costs little and stops closer to the criterion).
+    """Training recipe (hashable). Paper: Adam, batch 1024, ≤ 2^14 steps, evaluation every 128 steps. The
+    budget, batch and criterion come from the experiment (its model in :mod:`factrecall.experiments.specs`
+    holds their defaults), given explicitly.
 
     Attributes:
         n_steps: step budget.
@@ -122,15 +128,12 @@ class Recipe(NamedTuple):
         schedule: ``constant`` (the paper's) or ``cosine`` (warm-up then decay to 0 at ``n_steps``).
     """
 
-    n_steps: int = 16384
-    batch: int = 1024
-    eval_every: int = 64
-    criterion: float = 0.99
+    n_steps: int
+    batch: int
+    eval_every: int
+    criterion: float
     n_contexts: int = 4
     schedule: str = "constant"
-
-
-DEFAULT_RECIPE = Recipe()
 
 
 def validate_recipe(recipe: Recipe) -> None:
@@ -334,8 +337,8 @@ def train(
     cfg: TransformerConfig,
     task: RecallTask,
     facts: Int[Array, "S R"],
-    recipe: Recipe = DEFAULT_RECIPE,
-    lrs: tuple[float, ...] = (1e-2,),
+    recipe: Recipe,
+    lrs: tuple[float, ...],
     *,
     seed: int = 0,
 ) -> Trained:
