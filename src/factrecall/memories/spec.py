@@ -23,10 +23,12 @@ METHODS = {"linear": ("trained", "hebbian"), "mlp": ("trained", "construction")}
 # Default recipes. Linear: the paper's (Adam, 4096 steps) with the grid {0.1, 1, 10} of the authors' code.
 LINEAR_LRS: tuple[float, ...] = (0.1, 1.0, 10.0)
 LINEAR_STEPS = 4096
+LINEAR_EVAL_EVERY = 64
 # MLP: the paper trains at lr 3e-2 for up to 32768 steps; a cosine decay over the same budget with the grid
 # {0.03, 0.1, 0.3} stores more (see benchmarks/RESULTS.md), so it is our default.
 MLP_LRS: tuple[float, ...] = (0.03, 0.1, 0.3)
 MLP_STEPS = 32768
+MLP_EVAL_EVERY = 128
 MLP_SCHEDULE = "cosine"
 MLP_WARMUP = 256
 # A run stuck for 5120 steps more than 0.01 (and more than two facts) below the criterion stops, freeing
@@ -80,9 +82,9 @@ class MemorySpec(NamedTuple):
     method: str = "trained"
     criterion: float = 0.99
     top_k: int = 1
-    lrs: tuple[float, ...] = (0.1, 1.0, 10.0)
-    n_steps: int = 4096
-    eval_every: int = 64
+    lrs: tuple[float, ...] = LINEAR_LRS
+    n_steps: int = LINEAR_STEPS
+    eval_every: int = LINEAR_EVAL_EVERY
     optimizer: str = "adam"
     schedule: str = "constant"
     warmup: int = 0
@@ -100,14 +102,12 @@ def recipe(model: str, d: int, m: int | None = None, **overrides: Any) -> Memory
     >>> recipe("mlp", 8, 8).schedule
     'cosine'
     """
-    base: dict[str, Any] = {"model": model, "d": d, "m": m}
-    if model == "linear":
-        base.update(lrs=LINEAR_LRS, n_steps=LINEAR_STEPS, eval_every=64)
-    else:
+    base: dict[str, Any] = {"model": model, "d": d, "m": m}  # linear: MemorySpec's defaults
+    if model != "linear":
         base.update(
             lrs=MLP_LRS,
             n_steps=MLP_STEPS,
-            eval_every=128,
+            eval_every=MLP_EVAL_EVERY,
             schedule=MLP_SCHEDULE,
             warmup=MLP_WARMUP,
             patience=MLP_PATIENCE,
