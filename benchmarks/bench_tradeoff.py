@@ -19,9 +19,9 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from factrecall.experiments.figures.transformer import TRADEOFF_GRID  # noqa: E402
+from factrecall.recall.capacity import trial_recipe  # noqa: E402
 from factrecall.recall.task import recall_task  # noqa: E402
 from factrecall.recall.tradeoff import tradeoff  # noqa: E402
-from factrecall.recall.training import Recipe  # noqa: E402
 
 
 def main() -> None:
@@ -30,7 +30,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="override the step budget")
     args = ap.parse_args()
     g = TRADEOFF_GRID[args.scale]
-    recipe = Recipe(args.steps or g["n_steps"], g["batch"], 128, 0.99, 2)
+    recipe = trial_recipe(args.steps or g["n_steps"], g["batch"], 0.99)
     task = recall_task(g["S"], g["S"], 8)
     grid = tradeoff(task, 32, g["d_h"], g["Hs"], g["ms"], recipe, g["lrs"], (0,))
     cells = len(g["Hs"]) * len(g["ms"])

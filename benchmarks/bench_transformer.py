@@ -26,6 +26,7 @@ import jax  # noqa: E402
 import optax  # noqa: E402
 
 from factrecall.core.engine import compile_seconds, cross_entropy  # noqa: E402
+from factrecall.experiments.specs import TransformerTrainPoint  # noqa: E402
 from factrecall.recall import models  # noqa: E402
 from factrecall.recall import training as recall  # noqa: E402
 from factrecall.recall.task import facts_random, recall_task, sample  # noqa: E402
@@ -34,11 +35,12 @@ from factrecall.recall.transformer import TransformerConfig, forward, frozen, in
 TASK = recall_task(16, 16, 8)
 CFG = TransformerConfig(32, 4, 8, 64, TASK.vocab, TASK.n_answers)
 FACTS = facts_random(TASK, key=jax.random.key(1))
+RECIPE = TransformerTrainPoint().spec[2]  # the train command's recipe: 16384 steps of 1024, stop at 0.99
 
 
 def ours() -> dict:
     start = time.perf_counter()
-    model = recall.train(CFG, TASK, FACTS, recall.Recipe(), (1e-2,))
+    model = recall.train(CFG, TASK, FACTS, RECIPE, (1e-2,))
     trained = time.perf_counter()
     compiled = compile_seconds()
     r = models.report(model, key=jax.random.key(2))

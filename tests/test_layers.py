@@ -75,6 +75,7 @@ NO_JAX = {
     "core.devices",
     "core.search",
     "dynamics.stages",
+    "dynamics.spec",
     "facts.table",
     "facts.scaling",
     "experiments.config",

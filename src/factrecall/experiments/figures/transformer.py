@@ -99,13 +99,13 @@ def _tradeoff_points(scale: str) -> list[Point]:
 
 def run_tradeoff(point: Point, update: Update) -> Row:
     """Accuracy over every fact of each (H, m) cell, every cell trained as one program."""
+    from factrecall.recall.capacity import trial_recipe
     from factrecall.recall.task import recall_task
     from factrecall.recall.tradeoff import tradeoff
-    from factrecall.recall.training import Recipe
 
     update(0, 1, f"{len(point['Hs']) * len(point['ms'])} cells as one program")
     task = recall_task(point["S"], point["S"], point["D"])
-    recipe = Recipe(point["n_steps"], point["batch"], 128, 0.99, 2, "constant")
+    recipe = trial_recipe(point["n_steps"], point["batch"], 0.99)
     grid = tradeoff(
         task, point["d"], point["d_h"], point["Hs"], point["ms"], recipe, point["lrs"], point["seeds"]
     )
