@@ -13,18 +13,15 @@ Paper: §5, Eq. (15), Figure 5; SPEC §6.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, model_validator
 
 from factrecall.core.errors import check
+from factrecall.core.fields import FROZEN, NonNeg, NonNegFloat, Pos, PosFloat
 
 if TYPE_CHECKING:
     from factrecall.recall.task import RecallTask
-
-_Pos = Annotated[int, Field(ge=1)]
-_NonNeg = Annotated[int, Field(ge=0)]
-_NonNegFloat = Annotated[float, Field(ge=0)]
 
 
 class DynamicsSpec(BaseModel):
@@ -54,31 +51,31 @@ class DynamicsSpec(BaseModel):
       Value error, n_steps=100 must be a multiple of eval_every=64 ...
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = FROZEN
 
-    S: _Pos = 16
-    R: _Pos = 4
-    D: _Pos = 8
+    S: Pos = 16
+    R: Pos = 4
+    D: Pos = 8
     n_noise: int | None = None
-    T: _Pos = 32
-    alpha_S: _NonNegFloat = 0.0
-    alpha_R: _NonNegFloat = 0.0
+    T: Pos = 32
+    alpha_S: NonNegFloat = 0.0
+    alpha_R: NonNegFloat = 0.0
     model: Literal["simplified", "transformer"] = "simplified"
     attention: Literal["linear", "softmax"] = "linear"
     embeddings: Literal["onehot", "random"] = "onehot"
     facts: Literal["structured", "random"] = "structured"
-    lr: Annotated[float, Field(gt=0)] = 0.1
-    B: _Pos = 1024
-    n_steps: _Pos = 8192
-    eval_every: _Pos = 64
-    n_test: _Pos = 2**14
+    lr: PosFloat = 0.1
+    B: Pos = 1024
+    n_steps: Pos = 8192
+    eval_every: Pos = 64
+    n_test: Pos = 2**14
     init: float = 1e-5
-    substeps: _Pos = 1
-    d: _Pos | None = None
-    H: _Pos = 4
-    d_h: _Pos = 16
-    m: _NonNeg = 64
-    seed: _NonNeg = 0
+    substeps: Pos = 1
+    d: Pos | None = None
+    H: Pos = 4
+    d_h: Pos = 16
+    m: NonNeg = 64
+    seed: NonNeg = 0
 
     def task(self) -> RecallTask:
         """The factual-recall task of this spec (EOS last)."""

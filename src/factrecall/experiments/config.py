@@ -37,9 +37,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from factrecall.core.errors import ConfigError, check
+from factrecall.core.fields import (  # noqa: F401 - the vocabulary the specs import from here
+    FROZEN,
+    Criterion,
+    NonNeg,
+    NonNegFloat,
+    Pos,
+    PosFloat,
+    Rates,
+    Seeds,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -49,19 +59,6 @@ else:  # pragma: no cover - Python 3.10
 SCALES = ("quick", "paper")
 # Paper symbols that count something: in any point (figure or experiment) they must be ≥ 1.
 SIZES = ("d", "m", "M", "H", "d_h", "S", "R", "D", "T", "N", "n_steps", "rank", "top_k")
-
-# The vocabulary of the experiments' fields (:mod:`factrecall.experiments.specs`).
-Pos = Annotated[int, Field(ge=1)]
-NonNeg = Annotated[int, Field(ge=0)]
-Seeds = Annotated[list[NonNeg], Field(min_length=1)]
-Rates = Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)]
-Criterion = Annotated[float, Field(gt=0, le=1)]
-PosFloat = Annotated[float, Field(gt=0)]
-NonNegFloat = Annotated[float, Field(ge=0)]
-
-
-FROZEN = ConfigDict(frozen=True, extra="forbid", strict=False)
-"""The settings of every model here and in specs: it cannot change once built and rejects unknown keys."""
 
 
 class SweepConfig(BaseModel):
