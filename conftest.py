@@ -1,9 +1,31 @@
 """Root conftest: runs before anything imports JAX, for the tests and the doctests in src/ alike.
 
+It gives JAX one device per CPU core (as the command line does) and a persistent compilation cache for this
+test session only: a fresh temporary directory, exported through ``JAX_COMPILATION_CACHE_DIR`` so that the
+subprocesses the tests start (the CLI, sweep workers) share it, and removed when the session ends. Programs
+compiled again from a new closure or in another process are then loaded, not recompiled; a loaded program
+is the compiled one, so no number changes.
+
 Strict dtype promotion cannot be global (optax's Adam mixes int counts and floats); our own array code is
-checked under it in tests/test_memories.py.
+checked under it in tests/memories/test_memories.py.
 """
+
+import os
+import shutil
+import tempfile
 
 import factrecall
 
 factrecall.use_cpu_cores()
+
+_CACHE = tempfile.mkdtemp(prefix="factrecall-jax-cache-")
+if os.environ.get("_FR_NOCACHE"):
+    os.environ["JAX_ENABLE_COMPILATION_CACHE"] = "false"
+os.environ["JAX_COMPILATION_CACHE_DIR"] = _CACHE
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"  # small programs are worth caching too
+os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+
+
+def pytest_unconfigure(config):
+    """Remove this session's compilation cache."""
+    shutil.rmtree(_CACHE, ignore_errors=True)

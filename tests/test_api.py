@@ -8,11 +8,6 @@ import pytest
 import factrecall
 from factrecall import cli
 
-TINY = dict(d=8, H=2, d_h=2, m=8, S=4, R=3, D=2, T=6, n_steps=128, batch=32)
-TINY_FLAGS = [
-    *("--d", "8", "--heads", "2", "--head-dim", "2", "--width", "8", "--subjects", "4", "--relations", "3"),
-    *("--answers-per-relation", "2", "--seq-len", "6", "--steps", "128", "--batch", "32"),
-]
 VOLATILE = {"run", "seconds", "saved", "model"}
 
 
@@ -37,10 +32,11 @@ def test_memory_capacity_is_the_capacity_command(capsys):
     assert "capacity=" in repr(r)
 
 
-def test_train_evaluate_query_attribute_are_the_commands(capsys, tmp_path):
+def test_train_evaluate_query_attribute_are_the_commands(capsys, tmp_path, tiny):
+    fields, flags, _ = tiny  # the suite's tiny transformer (tests/conftest.py)
     path = tmp_path / "m.npz"
-    trained = factrecall.train_transformer(**TINY)
-    assert numbers(trained) == cli_json(capsys, "train", "transformer", *TINY_FLAGS, "--save", str(path))
+    trained = factrecall.train_transformer(**fields)
+    assert numbers(trained) == cli_json(capsys, "train", "transformer", *flags, "--save", str(path))
     assert trained.save(tmp_path / "api.npz").is_file()
     for model in (path, tmp_path / "api.npz", trained.model):  # a file from either side, or the model itself
         assert numbers(factrecall.evaluate(model, n_contexts=4)) == cli_json(

@@ -6,21 +6,6 @@ import pytest
 
 from factrecall import cli
 
-TINY = [
-    "--d",
-    "16",
-    "--heads",
-    "2",
-    "--head-dim",
-    "4",
-    "--width",
-    "16",
-    "--subjects",
-    "4",
-    "--relations",
-    "4",
-]
-TINY += ["--answers-per-relation", "2", "--seq-len", "6", "--batch", "128", "--steps", "1024"]
 TRAIN_KEYS = {
     "params",
     "attention_params",
@@ -41,14 +26,16 @@ def run_cli(capsys, *argv):
     return exc.value.code, out, err
 
 
-def test_train_save_and_eval(capsys, tmp_path):
+def test_train_save_and_eval(capsys, tmp_path, tiny):
+    fields, tiny_flags, params = tiny  # the suite's tiny transformer (tests/conftest.py)
     path = tmp_path / "model.npz"
-    code, out, err = run_cli(capsys, "train", "transformer", *TINY, "--save", str(path), "--json")
+    code, out, err = run_cli(capsys, "train", "transformer", *tiny_flags, "--save", str(path), "--json")
     assert code == 0, err
     record = json.loads(out)
     assert TRAIN_KEYS <= set(record)
-    assert record["facts"] == 16 and record["params"] == 4 * 2 * 4 * 16 + 2 * 16 * 16
+    assert record["facts"] == 16 and record["params"] == params == 4 * 2 * 4 * 16 + 2 * 16 * 16
     assert record["fact_accuracy"] >= 0.99 and record["steps"] <= 1024 and path.is_file()
+    assert record["lr"] in fields["lrs"]
     code, out, err = run_cli(capsys, "eval", str(path), "--json")
     assert code == 0, err
     again = json.loads(out)

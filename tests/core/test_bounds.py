@@ -31,7 +31,7 @@ def test_guides_follow_the_papers_constants():
     assert bounds.bits_to_store(10, 1) == 0.0
 
 
-# ---------------------------------------------------------------------------- transformers (issue 4)
+# ----------------------------------------------------------------------------------------- transformers
 
 
 @given(st.integers(1, 512), st.integers(1, 32), st.integers(1, 64), st.integers(0, 2048))

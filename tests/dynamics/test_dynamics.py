@@ -119,13 +119,14 @@ def test_bad_specs_are_rejected_when_built(change, match):
         dynamics.DynamicsSpec(**change)
 
 
+# the sizes of trajectory's example (its doctest; the sweep's dynamics point): shared programs and data
 def test_divergence_is_a_training_error():
     with pytest.raises(TrainingError, match="diverged"):
-        dynamics.trajectory(dynamics.DynamicsSpec(S=4, R=2, D=2, n_steps=64, n_test=64, B=64, lr=1e30))
+        dynamics.trajectory(dynamics.DynamicsSpec(S=4, R=2, D=2, n_steps=128, n_test=256, B=64, lr=1e30))
 
 
 def test_curves_csv_has_a_row_per_evaluation(key):
-    spec = dynamics.DynamicsSpec(S=4, R=2, D=2, n_steps=128, n_test=64, B=64)
+    spec = dynamics.DynamicsSpec(S=4, R=2, D=2, n_steps=128, n_test=256, B=64)
     text = dynamics.curves_csv(dynamics.trajectory(spec))
     lines = text.strip().splitlines()
     assert lines[0].split(",") == ["step", *dynamics.METRICS] and len(lines) == 4

@@ -1,4 +1,5 @@
 import json
+import shutil
 import sqlite3
 
 import pyarrow.parquet as pq
@@ -8,31 +9,45 @@ from factrecall.cli import main
 from factrecall.experiments import reproduce
 from factrecall.experiments.store import Store
 
+# fig1 with three cheap points (two trained linear memories, one trained MLP) instead of the quick grid
+TINY_FIG1 = [
+    {"panel": "linear", "model": "linear", "d": 4, "seeds": [0, 1]},
+    {"panel": "linear", "model": "linear", "d": 6, "seeds": [0, 1]},
+    {"panel": "mlp", "model": "mlp", "d": 4, "m": 4, "alpha": 1, "M": None, "seeds": [0], "n_steps": 2048},
+]
+
+
+def _tiny_fig1():
+    return reproduce.FIGURES["fig1"]._replace(points=lambda scale: TINY_FIG1)
+
 
 @pytest.fixture
 def tiny_fig1(monkeypatch):
-    """fig1 with three cheap points (two linear, one MLP construction) instead of the quick grid."""
-    points = [
-        {"panel": "linear", "model": "linear", "d": 4, "seeds": [0, 1]},
-        {"panel": "linear", "model": "linear", "d": 6, "seeds": [0, 1]},
-        {
-            "panel": "mlp",
-            "model": "mlp",
-            "d": 4,
-            "m": 4,
-            "alpha": 1,
-            "M": None,
-            "seeds": [0],
-            "n_steps": 2048,
-        },
-    ]
-    fig = reproduce.FIGURES["fig1"]._replace(points=lambda scale: points)
-    monkeypatch.setitem(reproduce.FIGURES, "fig1", fig)
-    return points
+    """fig1 reduced to :data:`TINY_FIG1` for the test."""
+    monkeypatch.setitem(reproduce.FIGURES, "fig1", _tiny_fig1())
+    return TINY_FIG1
 
 
-def test_reproduce_writes_store_data_figures_and_report(tmp_path, tiny_fig1):
-    report = reproduce.run("fig1", out=tmp_path, quiet=True)
+@pytest.fixture(scope="module")
+def fig1_once(tmp_path_factory):
+    """The tiny fig1 reproduced once for the module: (its folder, its report); tests that change the folder
+    work on a copy (:func:`fig1_done`)."""
+    out = tmp_path_factory.mktemp("fig1")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(reproduce.FIGURES, "fig1", _tiny_fig1())
+        report = reproduce.run("fig1", out=out, quiet=True)
+    return out, report
+
+
+@pytest.fixture
+def fig1_done(fig1_once, tmp_path, tiny_fig1):
+    """A copy, in this test's folder, of what ``reproduce fig1`` wrote (store, data, figures, report)."""
+    shutil.copytree(fig1_once[0], tmp_path, dirs_exist_ok=True)
+    return tmp_path
+
+
+def test_reproduce_writes_store_data_figures_and_report(fig1_once, tiny_fig1):
+    tmp_path, report = fig1_once
     for name in ("fig1.csv", "fig1.json", "fig1.png", "fig1.pdf", "fig1_vs_paper.csv", "report.html"):
         assert (tmp_path / name).stat().st_size > 0, name
     with Store(tmp_path / "results.db") as store:
@@ -52,8 +67,8 @@ def test_reproduce_writes_store_data_figures_and_report(tmp_path, tiny_fig1):
     assert "d² / (N log N)" in (tmp_path / "report.html").read_text()
 
 
-def test_reproduce_resumes_without_rerunning_points(tmp_path, tiny_fig1, monkeypatch):
-    reproduce.run("fig1", out=tmp_path, quiet=True)
+def test_reproduce_resumes_without_rerunning_points(fig1_done, tiny_fig1, monkeypatch):
+    tmp_path = fig1_done  # reproduced, as `reproduce fig1` left it
     with Store(tmp_path / "results.db") as store:
         first = store.rows()
     # lose the last point, as an interruption would, then rerun
@@ -71,8 +86,8 @@ def test_reproduce_resumes_without_rerunning_points(tmp_path, tiny_fig1, monkeyp
     assert [r["metrics"] for r in rows[:2]] == [r["metrics"] for r in first[:2]]
 
 
-def test_plot_only_redraws_from_the_store(tmp_path, tiny_fig1):
-    reproduce.run("fig1", out=tmp_path, quiet=True)
+def test_plot_only_redraws_from_the_store(fig1_done, tiny_fig1):
+    tmp_path = fig1_done
     (tmp_path / "fig1.png").unlink()
     reproduce.run("fig1", out=tmp_path, quiet=True, plot_only=True)
     assert (tmp_path / "fig1.png").exists()
@@ -116,9 +131,8 @@ def test_a_new_figure_needs_only_its_figures_entry(tmp_path, monkeypatch):
     assert 'figure = "toy"' in reproduce.config_text(toy, "quick")
 
 
-def test_report_and_export_commands(tmp_path, tiny_fig1, capsys):
-    reproduce.run("fig1", out=tmp_path / "run", quiet=True)
-    db = str(tmp_path / "run" / "results.db")
+def test_report_and_export_commands(fig1_done, tmp_path, capsys):
+    db = str(fig1_done / "results.db")
     with pytest.raises(SystemExit) as code:
         main(["report", "--store", db, "--out", str(tmp_path / "rep")])
     assert code.value.code == 0
@@ -137,8 +151,8 @@ def test_report_and_export_commands(tmp_path, tiny_fig1, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_figure_json_holds_rows_with_provenance(tmp_path, tiny_fig1):
-    reproduce.run("fig1", out=tmp_path, quiet=True)
+def test_figure_json_holds_rows_with_provenance(fig1_once):
+    tmp_path, _ = fig1_once
     rows = json.loads((tmp_path / "fig1.json").read_text())["rows"]
     assert len(rows) == 3 and all(r["run"]["versions"]["jax"] for r in rows)
 
@@ -150,11 +164,11 @@ def test_quick_grids_are_what_the_readme_promises():
     assert all(p["M"] == 32 for p in reproduce.FIGURES["fig6"].points("quick"))
 
 
-# ------------------------------------------------------------------------------ dynamics (issue 5)
+# ------------------------------------------------------------------------------------------- dynamics
 
 
 def test_fig5_and_plateau_write_data_figures_and_comparisons(tmp_path, monkeypatch):
-    tiny = {"S": 4, "R": 2, "D": 2, "lr": 0.5, "B": 256, "n_test": 1024, "n_steps": 384}
+    tiny = {"S": 4, "R": 2, "D": 2, "lr": 0.5, "B": 256, "n_steps": 320}  # `dynamics` of tests/cli
     monkeypatch.setitem(
         reproduce.FIGURES, "fig5", reproduce.FIGURES["fig5"]._replace(points=lambda s: [tiny])
     )
@@ -172,7 +186,7 @@ def test_fig5_and_plateau_write_data_figures_and_comparisons(tmp_path, monkeypat
     assert rows[1]["predicted_subject"] == pytest.approx(2 * rows[0]["predicted_subject"])
 
 
-def test_plateau_grid_is_what_the_issue_asks():
+def test_plateau_grid_is_the_papers_sizes():
     points = reproduce.FIGURES["plateau"].points("paper")
     assert sorted({p["S"] for p in points if p["alpha_S"] == 0}) == [8, 16, 32, 64]
     assert all(p["lr"] == 0.1 and p["n_steps"] % 64 == 0 for p in points)

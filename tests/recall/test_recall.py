@@ -33,7 +33,7 @@ def test_scores_count_contexts_and_facts(key, monkeypatch):
         return jax.nn.one_hot(ans, task.n_answers) * 10.0
 
     monkeypatch.setattr(recall, "logits_of", oracle)
-    scores = recall.score_facts(params, cfg, task, facts, 2, key=key)
+    scores = jax.jit(lambda p: recall.score_facts(p, cfg, task, facts, 2, key=key))(params)  # one program
     correct = np.ones((4, 3))
     correct[0, 0], correct[1, 1] = 0.0, 0.5
     np.testing.assert_allclose(scores.correct, correct)
@@ -43,14 +43,15 @@ def test_scores_count_contexts_and_facts(key, monkeypatch):
 
 # ------------------------------------------------------------------------------------- training, save, load
 
+# the suite's tiny transformer (tests/conftest.py: TINY_TRAIN, trained once as the `tiny_model` fixture)
 TINY = recall_task(4, 4, 2, T=6)
 TINY_CFG = TransformerConfig(d=16, H=2, d_h=4, m=16, vocab=TINY.vocab, n_out=TINY.n_answers)
 
 
 def _tiny_recipe():
-    from factrecall.recall.training import Recipe
+    from factrecall.recall.training import EVAL_EVERY, Recipe
 
-    return Recipe(n_steps=1024, batch=128, eval_every=32, criterion=1.0, n_contexts=2)
+    return Recipe(n_steps=1024, batch=128, eval_every=EVAL_EVERY, criterion=1.0)
 
 
 def test_all_correct_is_exactly_one(key, monkeypatch):
@@ -72,13 +73,13 @@ def test_all_correct_is_exactly_one(key, monkeypatch):
     assert int(scores.n_correct) == 3 * 21
 
 
-def test_training_stores_tiny_task_and_report_counts(key):
+def test_training_stores_tiny_task_and_report_counts(tiny_model, key):
     from factrecall.recall import models
-    from factrecall.recall import training as recall
 
-    facts = facts_random(TINY, key=key)
-    model = recall.train(TINY_CFG, TINY, facts, _tiny_recipe(), (1e-2, 3e-2), seed=0)
-    assert model.info["reached"] and model.info["steps"] < 1024 and model.info["steps"] % 32 == 0
+    model = tiny_model  # recall.train(TINY_CFG, TINY, facts, _tiny_recipe(), (1e-2, 3e-2), seed=0)
+    assert (model.cfg, model.task, model.info["recipe"]) == (TINY_CFG, TINY, _tiny_recipe()._asdict())
+    assert model.info["reached"] and model.info["steps"] < 1024 and model.info["steps"] % 64 == 0
+    assert model.info["lr"] in (1e-2, 3e-2) and model.info["seed"] == 0
     record = models.report(model, key=key)
     assert record["fact_accuracy"] == 1.0 and record["facts"] == 16
     assert record["params"] == 4 * 2 * 4 * 16 + 2 * 16 * 16
@@ -88,27 +89,24 @@ def test_training_stores_tiny_task_and_report_counts(key):
 
 
 def test_untrained_model_is_near_chance(key):
+    """The report of the tiny model at its initialisation (as training starts) is near chance, not stored."""
     from factrecall.recall import models
     from factrecall.recall import training as recall
 
     facts = facts_random(TINY, key=key)
-    cfg = TINY_CFG._replace(H=1, m=1)
-    recipe = _tiny_recipe()._replace(n_steps=1)
-    model = recall.train(cfg, TINY, facts, recipe, (1e-9,))
-    assert models.report(model, key=key)["fact_accuracy"] < 0.9
+    untrained = recall.Trained(transformer(TINY_CFG).init(key), TINY_CFG, TINY, facts, {})
+    assert models.report(untrained, key=key)["fact_accuracy"] < 0.9
 
 
-def test_save_and_load_round_trip(key, tmp_path):
+def test_save_and_load_round_trip(tiny_model, key, tmp_path):
     from factrecall.recall import models
-    from factrecall.recall import training as recall
 
-    facts = facts_random(TINY, key=key)
-    model = recall.train(TINY_CFG, TINY, facts, _tiny_recipe()._replace(n_steps=64), (1e-2,))
+    model = tiny_model
     path = tmp_path / "m.npz"
     models.save(path, model)
     back = models.load(path)
-    assert back.cfg == TINY_CFG and back.task == TINY
-    np.testing.assert_array_equal(back.facts, facts)
+    assert back.cfg == TINY_CFG and back.task == TINY and back.info == model.info
+    np.testing.assert_array_equal(back.facts, model.facts)
     for k, v in model.params.items():
         np.testing.assert_array_equal(back.params[k], v)
     assert models.report(back, key=key)["fact_accuracy"] == models.report(model, key=key)["fact_accuracy"]
@@ -135,22 +133,22 @@ def test_padded_training_equals_unpadded(key):
     from factrecall.recall import models
     from factrecall.recall import training as recall
 
-    recipe = _tiny_recipe()._replace(n_steps=64, criterion=1.0)
+    recipe, lrs = _tiny_recipe(), jnp.array([1e-2, 3e-2])  # the tiny model's program (compiled once)
     facts = facts_random(TINY, key=key)[None]
     keys = jax.random.key(3)[None]
-    small = recall.train_batch(
-        TINY_CFG, TINY, recipe, facts, jnp.array([[2, 16]]), jnp.array([1e-2]), key=keys
-    )
+    small = recall.train_batch(TINY_CFG, TINY, recipe, facts, jnp.array([[2, 16]]), lrs, key=keys)
     big_cfg = TINY_CFG._replace(H=5, m=40)
-    big = recall.train_batch(big_cfg, TINY, recipe, facts, jnp.array([[2, 16]]), jnp.array([1e-2]), key=keys)
-    unpadded = models.unpad(jax.tree_util.tree_map(lambda x: x[0, 0], big.params), TINY_CFG)
-    for k, v in unpadded.items():
-        np.testing.assert_allclose(v, small.params[k][0, 0], rtol=2e-4, atol=2e-5)
+    big = recall.train_batch(big_cfg, TINY, recipe, facts, jnp.array([[2, 16]]), lrs, key=keys)
+    np.testing.assert_array_equal(big.steps, small.steps)
+    for j in range(len(lrs)):
+        unpadded = models.unpad(jax.tree_util.tree_map(lambda x, j=j: x[0, j], big.params), TINY_CFG)
+        for k, v in unpadded.items():
+            np.testing.assert_allclose(v, small.params[k][0, j], rtol=2e-4, atol=2e-5)
     np.testing.assert_allclose(big.loss_curve, small.loss_curve, rtol=1e-4)
     # padded weights stayed exactly zero
-    assert float(jnp.abs(big.params["Q"][0, 0, 2:]).max()) == 0.0
-    assert float(jnp.abs(big.params["W2"][0, 0, 16:]).max()) == 0.0
-    assert float(jnp.abs(big.params["W1"][0, 0, :, 16:]).max()) == 0.0
+    assert float(jnp.abs(big.params["Q"][0, :, 2:]).max()) == 0.0
+    assert float(jnp.abs(big.params["W2"][0, :, 16:]).max()) == 0.0
+    assert float(jnp.abs(big.params["W1"][0, :, :, 16:]).max()) == 0.0
 
 
 def test_bad_recipe():
@@ -208,7 +206,8 @@ def test_train_seeds_keeps_one_run_per_seed():
     facts = jnp.stack([facts_random(TINY, key=jax.random.key(s)) for s in (0, 1)])
     runs = recall.train_seeds(TINY_CFG, TINY, _tiny_recipe(), facts, (1e-2, 3e-2), (0, 1))
     assert len(runs) == 2 and all(run.reached and run.lr in (1e-2, 3e-2) for run, _ in runs)
+    n_contexts = _tiny_recipe().n_contexts
     for seed, (run, params) in enumerate(runs):  # scored again in the run's own evaluation contexts
         contexts = jax.random.fold_in(jax.random.key(seed), 1)
-        scores = recall.score_facts(params, TINY_CFG, TINY, facts[seed], 2, key=contexts)
+        scores = recall.score_facts_jit(params, TINY_CFG, TINY, facts[seed], n_contexts, key=contexts)
         assert float(scores.fact_accuracy) == run.accuracy == 1.0 and params["Q"].shape == (2, 16, 4)

@@ -18,17 +18,22 @@ def test_sizes_follow_the_scalings():
     assert tc.sizes(4, "distinct", 8) == (4, 4, 4)
 
 
-def test_capacity_brackets_a_tested_failure():
-    spec = tc.Spec(d=8, H=1, d_h=2, m=4, D=2, scaling="linear", recipe=FAST, lrs=(3e-2,), patience=128, T=4)
-    result = tc.capacity(spec, (0,), guess=3)
+def test_capacity_brackets_a_tested_failure(tiny_capacity):
+    fields, params = tiny_capacity  # the suite's capacity point (tests/conftest.py): the same programs
+    recipe = tc.trial_recipe(fields["n_steps"], fields["batch"], 0.99)
+    shape = {k: fields[k] for k in ("d", "H", "d_h", "m", "D")}
+    spec = tc.Spec(
+        **shape, scaling="linear", recipe=recipe, lrs=tuple(fields["lrs"]), patience=fields["patience"]
+    )
+    result = tc.capacity(spec, (0,))
     k = result.k_per_seed[0]
     record = result.summary()
-    assert record["params"] == 4 * 1 * 2 * 8 + 2 * 4 * 8 and record["facts"] == k * k
+    assert record["params"] == params == 4 * 1 * 1 * 4 + 2 * 2 * 4 and record["facts"] == k * k
     assert record["attention_params"] + record["mlp_params"] == record["params"]
     stored = {t.N for t in result.trials if t.stored}
     failed = {t.N for t in result.trials if not t.stored}
     assert k in stored and (k + 1 in failed or record["capped"])
-    assert 1 <= record["facts"] <= 100  # a 128-parameter model stores a few facts, not a hundred
+    assert 1 <= record["facts"] <= 100  # a 32-parameter model stores a few facts, not a hundred
     assert record["bits_per_param"] == pytest.approx(k * k * 1.0 / record["params"])
 
 
