@@ -19,8 +19,6 @@ import factrecall
 factrecall.use_cpu_cores()
 
 _CACHE = tempfile.mkdtemp(prefix="factrecall-jax-cache-")
-if os.environ.get("_FR_NOCACHE"):
-    os.environ["JAX_ENABLE_COMPILATION_CACHE"] = "false"
 os.environ["JAX_COMPILATION_CACHE_DIR"] = _CACHE
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"  # small programs are worth caching too
 os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"

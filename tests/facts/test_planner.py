@@ -131,17 +131,21 @@ def test_grow_trains_a_small_table_and_it_answers_every_fact():
         )
     ]
     table = build(rows)
-    recipe = planner.Recipe(n_steps=1024, batch=128, eval_every=128, n_contexts=2, lrs=(1e-2,), T=6)
+    # from the prediction, with the default recipe, as `plan --train` does (tests/facts/test_plan_cli.py trains
+    # this table so: the same compiled programs)
+    predicted = planner.plan(table)[0]["predicted"]
+    recipe = planner.DEFAULT_RECIPE
     task, facts = planner.table_task(table, T=recipe.T)
-    job = planner.Job(task, facts, FAMILIES["balanced"], recipe)
-    attempts, params, cfg = planner.grow(job, 8, max_tries=2)
-    assert attempts[-1].stored
-    report = planner.evaluate_table(params, cfg, table, 4, T=recipe.T, key=jax.random.key(9))
+    job = planner.Job(task, facts, FAMILIES[predicted["family"]], recipe)
+    attempts, params, cfg = planner.grow(job, predicted["shape"]["d"], max_tries=2)
+    assert attempts[-1].stored and attempts[0].shape[0] == predicted["shape"]["d"]
+    report = planner.evaluate_table(params, cfg, table, T=recipe.T, key=jax.random.key(9))
     assert report["facts_stored"] == 1.0 and report["per_relation"] == {
         "capital_of": 1.0,
         "continent_of": 1.0,
     }
     assert report["bits_stored"] == pytest.approx(table.bits) and report["missed"] == []
+    assert report["eval_contexts"] == 8
 
 
 def test_scaling_figure_is_drawn(tmp_path):
