@@ -30,11 +30,17 @@ def _batch(n_rows, N=24, d=8, seed=0):
     return mem, jax.vmap(mem.init)(keys), data, keys
 
 
-def test_training_stops_at_the_criterion_inside_the_program():
+@pytest.fixture(scope="module")
+def two_rates():
+    """Two problems (N = 8, d = 16) at two learning rates: 1e-4 never stores them, 1.0 does (one program)."""
     mem, params, data, keys = _batch(2, N=8, d=16)
-    out = train_many(memory_problem(mem), Settings(4096, 32, 1.0), params, data, [1.0], keys)
-    assert out.best_metric.shape == (2, 1)
-    assert bool(jnp.all(out.reached))
+    return train_many(memory_problem(mem), Settings(4096, 32, 1.0), params, data, [1e-4, 1.0], keys)
+
+
+def test_training_stops_at_the_criterion_inside_the_program(two_rates):
+    out = two_rates
+    assert out.best_metric.shape == (2, 2)
+    assert bool(jnp.all(out.reached[:, 1]))
     assert int(out.steps.max()) < 4096  # stopped early
     assert not bool(jnp.any(out.diverged))
 
@@ -48,20 +54,30 @@ def test_budget_without_criterion_runs_every_step_and_records_curves():
     assert float(out.loss_curve[0, 0, -1]) < float(out.loss_curve[0, 0, 0])
 
 
-def test_batched_runs_equal_single_runs():
-    mem, params, data, keys = _batch(3)
-    settings = Settings(256, 64, None)
+# two linear-memory problems (N = 24, d = 8), each at its own rate, and what each gives trained alone
+SPANS = Settings(1024, 32, 0.99)
+SPAN_LRS = (0.03, 0.3)
+
+
+@pytest.fixture(scope="module")
+def single_runs():
+    """The batch of two problems and each one's run by :func:`train` alone (one compiled program)."""
+    mem, params, data, keys = _batch(2, N=24, d=8)
     problem = memory_problem(mem)
-    batched = train_many(problem, settings, params, data, [0.5], keys)
-    for i in range(3):
-        one = jax.jit(functools.partial(train, problem, settings))(
-            jax.tree_util.tree_map(lambda x, i=i: x[i], params),
-            jax.tree_util.tree_map(lambda x, i=i: x[i], data),
-            jnp.array([0.5]),
-            keys[i],
-        )
+    one = jax.jit(functools.partial(train, problem, SPANS))
+    lrs = jnp.asarray(SPAN_LRS)
+    pick = lambda tree, i: jax.tree_util.tree_map(lambda x: x[i], tree)  # noqa: E731
+    ref = [one(pick(params, i), pick(data, i), lrs[i : i + 1], keys[i]) for i in range(2)]
+    return problem, params, data, keys, ref
+
+
+def test_batched_runs_equal_single_runs(single_runs):
+    problem, params, data, keys, ref = single_runs
+    batched = train_many(problem, SPANS, params, data, jnp.asarray(SPAN_LRS)[:, None], keys)
+    for i, one in enumerate(ref):
         np.testing.assert_allclose(one.best_metric, batched.best_metric[i], rtol=1e-5)
         np.testing.assert_allclose(one.final_loss, batched.final_loss[i], rtol=1e-4)
+        assert int(one.steps[0]) == int(batched.steps[i, 0])
 
 
 def _toy_problem(loss):
@@ -86,11 +102,10 @@ def test_divergence_is_detected_and_not_a_result():
     assert np.all(np.isfinite(np.asarray(out.best_params["w"][0, 0])))  # the best params are from before
 
 
-def test_group_stops_when_any_learning_rate_reaches_the_criterion():
-    mem, params, data, keys = _batch(1, N=8, d=16)
-    out = train_many(memory_problem(mem), Settings(8192, 32, 1.0), params, data, [1e-4, 1.0], keys)
-    assert bool(out.reached[0, 1]) and not bool(out.reached[0, 0])
-    assert int(out.steps[0, 0]) == int(out.steps[0, 1]) < 8192
+def test_group_stops_when_any_learning_rate_reaches_the_criterion(two_rates):
+    out = two_rates
+    assert bool(jnp.all(out.reached[:, 1])) and not bool(jnp.any(out.reached[:, 0]))
+    assert np.array_equal(out.steps[:, 0], out.steps[:, 1]) and int(out.steps.max()) < 4096
 
 
 def test_patience_stops_a_plateau():
@@ -131,27 +146,14 @@ def test_patience_of_runs_spares_those_close_to_the_criterion(accuracy, stops):
     assert (int(runs.step[0]) <= 70) == stops and not bool(runs.active[0])
 
 
-def test_runs_advanced_in_spans_take_the_steps_train_takes():
+def test_runs_advanced_in_spans_take_the_steps_train_takes(single_runs):
     """The work-queue API (start_runs / advance_runs) runs the same chunks as train, run by run."""
-    mem, params, data, keys = _batch(2, N=24, d=8)
-    settings = Settings(1024, 32, 0.99)
-    lrs = jnp.asarray([0.03, 0.3])
-    problem = memory_problem(mem)
-    ref = [
-        train(
-            problem,
-            settings,
-            jax.tree_util.tree_map(lambda x: x[i], params),
-            jax.tree_util.tree_map(lambda x: x[i], data),
-            lrs[i : i + 1],
-            keys[i],
-        )
-        for i in range(2)
-    ]
-    runs = start_runs(settings, params, lrs)
+    problem, params, data, keys, ref = single_runs
+    lrs = jnp.asarray(SPAN_LRS)
+    runs = start_runs(SPANS, params, lrs)
     spans = 0
     while bool(jnp.any(runs.active)):
-        runs = advance_runs(problem, settings, runs, data, lrs, keys, 96)  # rounded up to whole chunks
+        runs = advance_runs(problem, SPANS, runs, data, lrs, keys, 96)  # rounded up to whole chunks
         spans += 1
         assert int(runs.step.max()) <= 128 * spans
     for i in range(2):

@@ -131,8 +131,8 @@ def test_grow_trains_a_small_table_and_it_answers_every_fact():
         )
     ]
     table = build(rows)
-    # from the prediction, with the default recipe, as `plan --train` does (tests/facts/test_plan_cli.py trains
-    # this table so: the same compiled programs)
+    # from the prediction, with the default recipe, as `plan --train` does (tests/facts/test_plan_cli.py
+    # trains this table so: the same compiled programs)
     predicted = planner.plan(table)[0]["predicted"]
     recipe = planner.DEFAULT_RECIPE
     task, facts = planner.table_task(table, T=recipe.T)

@@ -21,7 +21,8 @@ from factrecall.recall.construction_search import build_and_score, construction_
     seed=st.integers(0, 10_000),
 )
 def test_found_sizes_store_every_fact_in_fresh_contexts(mechanism, S, R, D, seed):
-    spec = construction_spec(mechanism, S, R, D, d_h=8, memory="pinv", n_contexts=4)
+    # 8 contexts per fact, as the construction points (so the programs of test_reproduce_constructions')
+    spec = construction_spec(mechanism, S, R, D, d_h=8, memory="pinv", n_contexts=8)
     result = find_min(spec, (seed,), rel_precision=0.1)
     (d,) = result.d_per_seed
     assert d > 0 and not result.never
@@ -33,7 +34,7 @@ def test_found_sizes_store_every_fact_in_fresh_contexts(mechanism, S, R, D, seed
     assert again["bits_lower_bound"] == pytest.approx(bounds.bits_facts(S, R, D), rel=0.05)
     # in contexts it never saw it stays (almost) perfect: the found size is the edge, where d < vocab lets
     # a rare noise context tip one pair
-    fresh = build_and_score(spec._replace(n_contexts=8), shape(spec, d), seed)  # 8 new contexts per fact
+    fresh = build_and_score(spec._replace(n_contexts=16), shape(spec, d), seed)  # 16 new contexts per fact
     assert fresh["fact_accuracy"] >= 0.9
 
 
