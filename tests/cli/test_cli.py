@@ -113,14 +113,15 @@ CONSTRUCT_KEYS = {
 
 
 def test_construct_transformer_json_has_the_documented_keys(capsys):
-    argv = ["construct", "transformer", "--mechanism", "mlp", "--subjects", "4", "--relations", "4"]
-    argv += ["--answers-per-relation", "4", "--d", "40", "--heads", "2", "--width", "40", "--json", "--quiet"]
+    # S = R = D = 8 at d = 64 in the MLP mechanism's shape, as in tests/recall/test_constructed.py
+    argv = ["construct", "transformer", "--mechanism", "mlp", "--subjects", "8", "--relations", "8"]
+    argv += "--answers-per-relation 8 --d 64 --heads 2 --width 256 --json --quiet".split()
     code, out, err = run_cli(capsys, *argv)
     assert code == 0, err
     record = json.loads(out)
     assert CONSTRUCT_KEYS <= set(record)
     assert record["fact_accuracy"] == 1.0
-    assert record["params"] == 4 * 2 * 8 * 40 + 2 * 40 * 40
+    assert record["params"] == 4 * 2 * 8 * 64 + 2 * 256 * 64
     assert record["attention_params"] + record["mlp_params"] == record["params"]
 
 

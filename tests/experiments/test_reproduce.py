@@ -9,11 +9,22 @@ from factrecall.cli import main
 from factrecall.experiments import reproduce
 from factrecall.experiments.store import Store
 
-# fig1 with three cheap points (two trained linear memories, one trained MLP) instead of the quick grid
+# fig1 with three cheap points instead of the quick grid: two trained linear memories and a trained MLP, the
+# searches of `capacity linear --d 8 --seeds 2` (tests/cli) and of tests/memories/test_capacity.py (their
+# compiled programs)
 TINY_FIG1 = [
-    {"panel": "linear", "model": "linear", "d": 4, "seeds": [0, 1]},
-    {"panel": "linear", "model": "linear", "d": 6, "seeds": [0, 1]},
-    {"panel": "mlp", "model": "mlp", "d": 4, "m": 4, "alpha": 1, "M": None, "seeds": [0], "n_steps": 2048},
+    {"panel": "linear", "model": "linear", "d": 8, "seeds": [0, 1]},
+    {"panel": "linear", "model": "linear", "d": 16, "seeds": [0, 1, 2]},
+    {
+        "panel": "mlp",
+        "model": "mlp",
+        "d": 4,
+        "m": 4,
+        "alpha": 1,
+        "M": None,
+        "seeds": [0, 1, 2],
+        "n_steps": 2048,
+    },
 ]
 
 
@@ -143,7 +154,7 @@ def test_report_and_export_commands(fig1_done, tmp_path, capsys):
             main(["export", "--store", db, "--out", str(tmp_path / f"all.{suffix}")])
         assert code.value.code == 0
     table = pq.read_table(tmp_path / "all.parquet").to_pylist()
-    assert [r["point.d"] for r in table] == [4, 6, 4]
+    assert [r["point.d"] for r in table] == [8, 16, 4]
     assert len((tmp_path / "all.csv").read_text().strip().splitlines()) == 4
     with pytest.raises(SystemExit) as code:
         main(["report", "--store", str(tmp_path / "nope.db"), "--out", str(tmp_path / "x")])

@@ -4,25 +4,39 @@ import numpy as np
 import pytest
 
 from factrecall.recall.attribution import attribute
+from factrecall.recall.models import unpad
 from factrecall.recall.task import facts_random, recall_task
-from factrecall.recall.training import Recipe, train_seeds
+from factrecall.recall.training import Recipe, kept_params, kept_runs, train_batch
 from factrecall.recall.transformer import TransformerConfig
 
 RECIPE = Recipe(n_steps=1536, batch=128, eval_every=128, criterion=1.0, n_contexts=2)
 TASK = recall_task(6, 4, 4, T=6)
-
-
-def _trained(shape):
-    facts = facts_random(TASK, key=jax.random.key(3))
-    cfg = TransformerConfig(*shape, TASK.vocab, TASK.n_answers)
-    ((run, params),) = train_seeds(cfg, TASK, RECIPE, facts[None], (1e-2,), (0,))
-    assert run.reached, run.accuracy
-    return params, cfg, facts
+# (d, H, d_h, m): four heads and no MLP; one narrow head and a wide MLP
+SHAPES = {"attention": (16, 4, 4, 0), "narrow head": (16, 1, 4, 64)}
 
 
 @pytest.fixture(scope="module")
-def attention_model():
-    return _trained((16, 4, 4, 0))
+def trained():
+    """Both models trained on the same facts as one program (each padded to H = 4, m = 64 and masked to its
+    shape, as the capacity searches train), then cut to their shapes: name -> (params, cfg, facts)."""
+    facts = facts_random(TASK, key=jax.random.key(3))
+    cfg = TransformerConfig(16, 4, 4, 64, TASK.vocab, TASK.n_answers)
+    shapes = jnp.array([[H, m] for _, H, _, m in SHAPES.values()])
+    keys = jnp.stack([jax.random.key(0)] * len(SHAPES))
+    out = train_batch(
+        cfg, TASK, RECIPE, jnp.stack([facts] * len(SHAPES)), shapes, jnp.array([1e-2]), key=keys
+    )
+    models = {}
+    for i, (name, run) in enumerate(zip(SHAPES, kept_runs(out, (1e-2,)), strict=True)):
+        assert run.reached, (name, run.accuracy)
+        small = TransformerConfig(*SHAPES[name], TASK.vocab, TASK.n_answers)
+        models[name] = (unpad(kept_params(out, i, run), small), small, facts)
+    return models
+
+
+@pytest.fixture(scope="module")
+def attention_model(trained):
+    return trained["attention"]
 
 
 def test_without_mlp_every_stored_fact_lives_in_attention(attention_model):
@@ -69,8 +83,8 @@ def test_a_silent_head_changes_nothing(attention_model):
     assert a.heads.shape == (cfg.H, TASK.S, TASK.R)
 
 
-def test_one_narrow_head_and_a_wide_mlp_store_facts_in_the_mlp():
-    params, cfg, facts = _trained((16, 1, 4, 64))
+def test_one_narrow_head_and_a_wide_mlp_store_facts_in_the_mlp(trained):
+    params, cfg, facts = trained["narrow head"]
     s = attribute(params, cfg, TASK, facts, key=jax.random.key(5)).summary()
     assert s["fraction_stored"] == 1.0
     # one head of size 4 cannot name 24 answers by itself: the MLP holds them
