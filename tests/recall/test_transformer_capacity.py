@@ -25,7 +25,7 @@ def test_capacity_brackets_a_tested_failure(tiny_capacity):
     spec = tc.Spec(
         **shape, scaling="linear", recipe=recipe, lrs=tuple(fields["lrs"]), patience=fields["patience"]
     )
-    result = tc.capacity(spec, (0,))
+    result = tc.capacity(spec, (0,), guess=2)  # the default guess of 32 parameters (the sweep point uses it)
     k = result.k_per_seed[0]
     record = result.summary()
     assert record["params"] == params == 4 * 1 * 1 * 4 + 2 * 2 * 4 and record["facts"] == k * k
