@@ -8,6 +8,8 @@ tests, the command, the sweep and the Python API then share one compiled trainin
 and :func:`tiny_model` trains it once per session for the tests that only read a trained model.
 """
 
+from typing import NamedTuple
+
 import jax
 import pytest
 from hypothesis import settings
@@ -15,7 +17,7 @@ from hypothesis import settings
 settings.register_profile("factrecall", max_examples=25, deadline=None, derandomize=True)
 settings.load_profile("factrecall")
 
-# S·R = 16 facts on a transformer of 4·H·d_h·d + 2·m·d = 1,024 parameters; stored in a few hundred steps
+# S·R = 16 facts on a transformer of 4·H·d_h·d + 2·m·d = 1,024 parameters; stored within a few evaluations
 TINY_TRAIN = {
     "S": 4,
     "R": 4,
@@ -78,16 +80,24 @@ def key():
     return jax.random.key(0)
 
 
-@pytest.fixture(scope="session")
+class Tiny(NamedTuple):
+    """One of the suite's shared experiments: its point's fields, their command-line flags, its parameters."""
+
+    fields: dict
+    flags: list
+    params: int
+
+
+@pytest.fixture
 def tiny():
-    """The fields of the suite's tiny transformer (a copy: :data:`TINY_TRAIN`) and its flag list."""
-    return dict(TINY_TRAIN), flags(TINY_TRAIN), TINY_PARAMS
+    """The suite's tiny transformer (:data:`TINY_TRAIN`; the fields are a fresh copy)."""
+    return Tiny(dict(TINY_TRAIN), flags(TINY_TRAIN), TINY_PARAMS)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def tiny_capacity():
-    """The fields of the suite's capacity point (a copy: :data:`TINY_CAPACITY`) and its parameter count."""
-    return dict(TINY_CAPACITY), TINY_CAPACITY_PARAMS
+    """The suite's transformer-capacity point (:data:`TINY_CAPACITY`; the fields are a fresh copy)."""
+    return Tiny(dict(TINY_CAPACITY), [], TINY_CAPACITY_PARAMS)
 
 
 @pytest.fixture(scope="session")

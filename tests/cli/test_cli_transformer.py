@@ -26,7 +26,7 @@ def run_cli(capsys, *argv):
     return exc.value.code, out, err
 
 
-def test_train_save_and_eval(capsys, tmp_path, tiny):
+def test_train_save_and_eval(capsys, tmp_path, tiny, tiny_model):
     fields, tiny_flags, params = tiny  # the suite's tiny transformer (tests/conftest.py)
     path = tmp_path / "model.npz"
     code, out, err = run_cli(capsys, "train", "transformer", *tiny_flags, "--save", str(path), "--json")
@@ -36,6 +36,8 @@ def test_train_save_and_eval(capsys, tmp_path, tiny):
     assert record["facts"] == 16 and record["params"] == params == 4 * 2 * 4 * 16 + 2 * 16 * 16
     assert record["fact_accuracy"] >= 0.99 and record["steps"] <= 1024 and path.is_file()
     assert record["lr"] in fields["lrs"]
+    # the command trains the library's model (the fixture: recall.training.train with the same recipe)
+    assert (record["steps"], record["lr"]) == (tiny_model.info["steps"], tiny_model.info["lr"])
     code, out, err = run_cli(capsys, "eval", str(path), "--json")
     assert code == 0, err
     again = json.loads(out)

@@ -60,7 +60,7 @@ def test_construction_and_dynamics_points(tmp_path):
 
 
 def test_transformer_capacity_point(tmp_path, tiny_capacity):
-    fields, params = tiny_capacity  # the suite's capacity point (tests/conftest.py)
+    fields, params = tiny_capacity.fields, tiny_capacity.params  # the suite's (tests/conftest.py)
     base = "".join(f"{k} = {config.toml_value(v)}\n" for k, v in fields.items())
     (row,) = _run(tmp_path, _sweep(tmp_path, "transformer_capacity", base))
     metrics = row["metrics"]

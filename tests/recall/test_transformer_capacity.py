@@ -19,7 +19,7 @@ def test_sizes_follow_the_scalings():
 
 
 def test_capacity_brackets_a_tested_failure(tiny_capacity):
-    fields, params = tiny_capacity  # the suite's capacity point (tests/conftest.py): the same programs
+    fields, params = tiny_capacity.fields, tiny_capacity.params  # tests/conftest.py: the same programs
     recipe = tc.trial_recipe(fields["n_steps"], fields["batch"], 0.99)
     shape = {k: fields[k] for k in ("d", "H", "d_h", "m", "D")}
     spec = tc.Spec(
