@@ -4,9 +4,8 @@ This module owns what a sweep file is: :class:`SweepConfig` (TOML validated by p
 keys rejected), :func:`load_sweep`, :func:`expand` (``base`` × ``grid``, then ``points``), the check of a
 hand-edited figure point against the figure's own (:func:`check_like`), the TOML writer (:func:`toml_value`),
 :data:`SCALES`, and :func:`validation_message`, which turns a pydantic error into one sentence naming each
-key, what is allowed and the value received. It also holds the field types (:data:`Pos`, :data:`Rates`, …)
-and the :data:`FROZEN` model settings shared with :mod:`factrecall.experiments.specs`, where each
-experiment's point model lives.
+key, what is allowed and the value received (the field types and model settings of sweep files and of the
+experiments' point models, :mod:`factrecall.experiments.specs`, are :mod:`factrecall.core.fields`).
 
 A sweep file names either an *experiment* of :data:`factrecall.experiments.specs.EXPERIMENTS` with a grid
 and/or a list of points, or a paper *figure* (``figure = "fig1"``) with the figure's points (``configs/``
@@ -40,16 +39,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from factrecall.core.errors import ConfigError, check
-from factrecall.core.fields import (  # noqa: F401 - the vocabulary the specs import from here
-    FROZEN,
-    Criterion,
-    NonNeg,
-    NonNegFloat,
-    Pos,
-    PosFloat,
-    Rates,
-    Seeds,
-)
+from factrecall.core.fields import FROZEN
 
 if sys.version_info >= (3, 11):
     import tomllib

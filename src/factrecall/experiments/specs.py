@@ -19,20 +19,11 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError, model_validator
 
 from factrecall.core.errors import ConfigError
+from factrecall.core.fields import FROZEN, Criterion, NonNeg, NonNegFloat, Pos, PosFloat, Rates, Seeds
 from factrecall.core.paper import PAPER_LRS
 from factrecall.core.progress import Update
 from factrecall.dynamics.spec import DynamicsSpec
-from factrecall.experiments.config import (
-    FROZEN,
-    Criterion,
-    NonNeg,
-    NonNegFloat,
-    Pos,
-    PosFloat,
-    Rates,
-    Seeds,
-    validation_message,
-)
+from factrecall.experiments.config import validation_message
 
 if TYPE_CHECKING:
     from factrecall.recall.training import Trained
