@@ -1,6 +1,6 @@
 """The package is layered: a sub-package imports only from lower ones, a module only from lower modules.
 
-Order of the sub-packages (README "Layout"): core → memories → recall → dynamics → facts → experiments → cli.
+Order of the sub-packages (README "Layout"): core → memories → recall → dynamics → facts → editing → experiments → cli.
 Inside a sub-package, :data:`MODULES` gives each module's rank; a module imports only modules of lower rank
 (same sub-package) or of lower sub-packages. Size limits (≤ 400 lines a module, an opening docstring that
 says what it owns) are checked here too.
@@ -12,7 +12,7 @@ from pathlib import Path
 import factrecall
 
 ROOT = Path(factrecall.__file__).parent
-PACKAGES = ("core", "memories", "recall", "dynamics", "facts", "experiments", "cli")
+PACKAGES = ("core", "memories", "recall", "dynamics", "facts", "editing", "experiments", "cli")
 # rank of each module inside its sub-package (a module imports only lower ranks of its own sub-package)
 MODULES = {
     "core": {
@@ -54,6 +54,7 @@ MODULES = {
     },
     "dynamics": {"stages": 0, "spec": 0, "simplified": 0, "trajectory": 1},
     "facts": {"table": 0, "scaling": 0, "planner": 1, "queries": 1},
+    "editing": {"edits": 0, "sites": 1, "metrics": 1, "methods": 2, "run": 3, "study": 4},
     "experiments": {
         "config": 0,
         "store": 0,
