@@ -18,12 +18,18 @@ import factrecall
 
 factrecall.use_cpu_cores()
 
-_CACHE = tempfile.mkdtemp(prefix="factrecall-jax-cache-")
+# pytest-xdist's workers inherit the controller's environment: they find the session's directory there and
+# share it (a program one worker compiled, the other loads); only the process that made it removes it
+_OWNER = "FACTRECALL_TEST_JAX_CACHE" not in os.environ
+if _OWNER:
+    os.environ["FACTRECALL_TEST_JAX_CACHE"] = tempfile.mkdtemp(prefix="factrecall-jax-cache-")
+_CACHE = os.environ["FACTRECALL_TEST_JAX_CACHE"]
 os.environ["JAX_COMPILATION_CACHE_DIR"] = _CACHE
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"  # small programs are worth caching too
 os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 
 
 def pytest_unconfigure(config):
-    """Remove this session's compilation cache."""
-    shutil.rmtree(_CACHE, ignore_errors=True)
+    """Remove this session's compilation cache (in the process that made it)."""
+    if _OWNER:
+        shutil.rmtree(_CACHE, ignore_errors=True)
