@@ -45,5 +45,6 @@ def test_the_registry_names_each_sweepable_experiment_and_what_it_measures():
         "transformer_capacity",
         "construction",
         "dynamics",
+        "editing",
     ]
     assert all(issubclass(m, specs.Point) and m.DESCRIPTION for m in specs.EXPERIMENTS.values())

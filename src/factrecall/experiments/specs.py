@@ -2,13 +2,14 @@
 
 This module owns the point models (:class:`MemoryCapacityPoint`, :class:`TransformerTrainPoint`,
 :class:`TransformerCapacityPoint`, :class:`ConstructionPoint`, :class:`ConstructedPoint`,
-:class:`DynamicsPoint`), the registry :data:`EXPERIMENTS` of the sweepable ones and :func:`build`. Commands,
-sweep files, figures and the Python API build these models and call the same :meth:`Point.run`, which
-returns the run's JSON record (a command adds its ``run``/``spec``/``saved``/``files`` keys). Building a
-model validates it once: pydantic checks types and ranges, then the library validates the spec the model
-makes (a :class:`ConfigError` naming the field, the value and what is allowed); below, the library trusts it.
+:class:`DynamicsPoint`, :class:`EditingPoint`), the registry :data:`EXPERIMENTS` of the sweepable ones and
+:func:`build`. Commands, sweep files, figures and the Python API build these models and call the same
+:meth:`Point.run`, which returns the run's JSON record (a command adds its ``run``/``spec``/``saved``/
+``files`` keys). Building a model validates it once: pydantic checks types and ranges, then the library
+validates the spec the model makes (a :class:`ConfigError` naming the field, the value and what is
+allowed); below, the library trusts it.
 
-Paper: §3 (memories), §4 (transformers and constructions), §5 (dynamics); SPEC §7–8.
+Paper: §3 (memories), §4 (transformers and constructions), §5 (dynamics), editing (beyond); SPEC §7–8.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from factrecall.core.fields import FROZEN, Criterion, NonNeg, NonNegFloat, Pos, 
 from factrecall.core.paper import PAPER_LRS
 from factrecall.core.progress import Update
 from factrecall.dynamics.spec import DynamicsSpec
+from factrecall.editing.study import EditingSpec
 from factrecall.experiments.config import validation_message
 
 if TYPE_CHECKING:
@@ -358,12 +360,33 @@ class DynamicsPoint(Point, DynamicsSpec):
         return dynamics.record(self.spec, dynamics.trajectory(self.spec, on_chunk=update))
 
 
+class EditingPoint(Point, EditingSpec):
+    """One point of the editing study (beyond the paper): a shape filled to f·N* facts, edited k = 1, 2, 4, …
+    times by one method and mode until it breaks. The point is the library's spec,
+    :class:`factrecall.editing.study.EditingSpec` (its fields, defaults, checks and their documentation).
+    """
+
+    DESCRIPTION: ClassVar[str] = "edits a transformer filled to f·N* absorbs, per seed (beyond the paper)"
+
+    def make_spec(self) -> EditingSpec:
+        """The point's fields as the library's class (checked once, when the point was built)."""
+        return EditingSpec.model_construct(**dict(self))
+
+    def run(self, update: Update | None = None) -> dict[str, Any]:
+        """N*, the models' sizes, each seed's edit curve and edit capacity (:func:`~factrecall.editing.
+        study.run_point`)."""
+        from factrecall.editing.study import run_point
+
+        return run_point(self.spec, update)
+
+
 EXPERIMENTS: dict[str, type[Point]] = {
     "memory_capacity": MemoryCapacityPoint,
     "transformer_train": TransformerTrainPoint,
     "transformer_capacity": TransformerCapacityPoint,
     "construction": ConstructionPoint,
     "dynamics": DynamicsPoint,
+    "editing": EditingPoint,
 }
 """Experiment name (``experiment = "..."`` in a sweep file) → its point model (``model.DESCRIPTION`` says what
 it measures). A new sweepable experiment is a :class:`Point` subclass here and its entry."""
