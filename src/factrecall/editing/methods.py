@@ -1,0 +1,350 @@
+"""Editing a trained transformer's facts: closed-form updates of one associative memory, and fine-tuning.
+
+Each method writes into the site(s) of :mod:`factrecall.editing.sites` (``mlp``: W2, keys k; ``values``: O,
+keys u; ``both``: O then W2). Row-vector convention, value = key·W. For E edits with mean keys K_E (E × dim,
+row e the key k̄_e of edit e averaged over its fit contexts), every closed form is W' = W + G·Δ with a gain
+G (dim × E) from the model's own keys and Δ = V* − K_E·W the changes of the edits' values:
+
+* ``rank-one`` (ROME-style, one update per edit, summed): G = C⁻¹K_Eᵀ·diag(1/(k̄_e C⁻¹ k̄_eᵀ)), with
+  C = E[kᵀk] + λI the covariance of the keys of every fact of the table in the fit contexts. For one edit
+  W' = W + (C⁻¹k̄ᵀ)(v* − k̄W)/(k̄C⁻¹k̄ᵀ): then k̄W' = v* exactly, and a key x with x·C⁻¹k̄ᵀ = 0 keeps xW' = xW.
+* ``batch`` (MEMIT-style least squares, all edits at once): W' minimises Σ_{k kept} ‖kW' − kW‖² +
+  Σ_e ‖k̄_e W' − v*_e‖², so G = (C₀ + K_EᵀK_E)⁻¹K_Eᵀ with C₀ = Σ kᵀk + λI over the keys of the facts not
+  edited. For one edit this is (q/(1+q)) times the rank-one update with C = C₀, q = k̄C₀⁻¹k̄ᵀ.
+* ``finetune``: Adam on the site's weights only (W2, O, or both) through
+  :func:`factrecall.core.engine.train_many`: the loss is the cross-entropy of the new answers on
+  ``ft_contexts`` fresh contexts of each edited fact per step (+ with ``replay``, a sampled batch of every
+  fact with its current answer); evaluation every ``ft_eval_every`` steps on fixed contexts, stopping when
+  every edited fact is answered with its new answer there (efficacy 1.0); learning-rate grid ``ft_lrs``,
+  the best kept by :func:`~factrecall.core.engine.best_rate`; divergence raises TrainingError.
+
+Target values (closed forms). Row b of the fit batch (every fact in ``fit_contexts`` fresh contexts) has key
+x_b, and the update moves its value by x_b·G·Δ. Writing Δ_e = A_e/g_e with g_e = k̄_e·G_e (1 for rank-one),
+the change at each edit's mean key is A, and A is found by Adam (:func:`~factrecall.editing.sites.
+solve_targets`) on the exact effect of the update on every fit row: cross-entropy of the new answer on the
+edited facts' rows, plus ``keep_weight`` × cross-entropy of the model's current answer on the other rows,
+plus ``penalty``·‖A‖². Then V* = K_E·W + Δ. ``both``: the values edit applies ``values_share`` (½) of its
+change (ΔO = ½·G_u·Δ_u), then the MLP edit closes the rest on that model, its keys recomputed.
+
+Paper: §4.2–4.3 (facts live in associative memories: MLP and attention values); SPEC §8 (beyond: editing,
+after ROME, Meng et al. 2022, and MEMIT, Meng et al. 2023).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from factrecall.core.base import Array, Key, Params
+from factrecall.core.engine import Problem, Settings, best_rate, cross_entropy, train_many
+from factrecall.core.errors import TrainingError, check
+from factrecall.core.paper import PAPER_LRS
+from factrecall.editing.edits import Edit, edit_names, edited_facts
+from factrecall.editing.sites import (
+    WEIGHT,
+    covariance,
+    fact_acts,
+    fact_rows,
+    site_keys,
+    solve_targets,
+    value_scale,
+)
+from factrecall.facts.queries import table_of
+from factrecall.recall.task import RecallTask, every_fact, sample
+from factrecall.recall.training import Trained
+from factrecall.recall.transformer import TransformerConfig, forward
+
+METHODS = ("rank-one", "batch", "finetune")
+WHERE = ("mlp", "values", "both")
+
+
+class EditSettings(NamedTuple):
+    """How the methods edit (hashable). Closed forms: the first six fields; finetune: the ``ft_`` ones.
+
+    Attributes:
+        fit_contexts: fresh contexts per fact for the keys, the covariance and the target search.
+        steps: Adam steps of the target search.
+        lr: its learning rate.
+        penalty: weight of ‖A‖²_F / E in the target search.
+        keep_weight: weight of the unedited rows' current answers in the target search.
+        ridge: λ of the covariances, relative to the mean eigenvalue (see ``sites.covariance``).
+        values_share: ``both``: the share of its change the values edit applies before the MLP edit.
+        ft_steps: fine-tuning step budget.
+        ft_eval_every: steps between its evaluations (the stop check).
+        ft_lrs: its learning-rate grid (the paper's training grid {1e-3, 3e-3, 1e-2}).
+        ft_contexts: contexts per edited fact in each step's batch and in the evaluation.
+        replay: also train on a sampled batch of every fact with its current answer.
+        replay_batch: size of that batch.
+    """
+
+    fit_contexts: int = 16
+    steps: int = 300
+    lr: float = 0.1
+    penalty: float = 1e-3
+    keep_weight: float = 10.0
+    ridge: float = 1e-3
+    values_share: float = 0.5
+    ft_steps: int = 2048
+    ft_eval_every: int = 8
+    ft_lrs: tuple[float, ...] = PAPER_LRS
+    ft_contexts: int = 16
+    replay: bool = False
+    replay_batch: int = 64
+
+
+class Edited(NamedTuple):
+    """An edit's outcome."""
+
+    model: Trained  # the edited model: new params; facts with the edited answers
+    seconds: float  # wall time of the edit (compile included)
+    delta_norm: float  # Frobenius norm of the change of every edited weight matrix together
+    info: dict[str, Any]  # method, where, sequential, settings, per-method extras
+
+
+def rank_one_gain(C: np.ndarray, K_E: np.ndarray) -> np.ndarray:
+    """G = C⁻¹K_Eᵀ·diag(1/(k̄_e C⁻¹ k̄_eᵀ)) (dim × E): column e is edit e's rank-one update direction,
+    scaled so that k̄_e·G_e = 1 (the update W + G_e·δ_e moves k̄_e's value by exactly δ_e)."""
+    direction = np.linalg.solve(C, K_E.T)
+    return direction / np.einsum("ed,de->e", K_E, direction)[None, :]
+
+
+def least_squares_gain(C0: np.ndarray, K_E: np.ndarray) -> np.ndarray:
+    """G = (C₀ + K_EᵀK_E)⁻¹K_Eᵀ (dim × E): ΔW = G·(V* − K_E·W) minimises
+    Σ_kept ‖k·ΔW‖² + ‖K_E·(W + ΔW) − V*‖² (C₀ = Σ_kept kᵀk + λI)."""
+    return np.linalg.solve(C0 + K_E.T @ K_E, K_E.T)
+
+
+class _Model(NamedTuple):
+    """What the closed forms read of the model being edited."""
+
+    params: Params
+    cfg: TransformerConfig
+    task: RecallTask
+    facts: Array
+
+
+def _gain(X: np.ndarray, rows: np.ndarray, method: str, ridge: float, C: np.ndarray | None) -> np.ndarray:
+    K_E = X[rows].mean(axis=0)  # rows: (n, E)
+    if method == "rank-one":
+        return rank_one_gain(covariance(X, ridge) if C is None else C, K_E)
+    kept = np.ones(X.shape[0], bool)
+    kept[rows.ravel()] = False
+    return least_squares_gain(covariance(X[kept], ridge, mean=False), K_E)
+
+
+def _closed_form(
+    m: _Model, edits: Sequence[Edit], method: str, site: str, st: EditSettings, key: Key, C, share: float
+) -> tuple[Params, float]:
+    """One closed-form update of ``site`` for ``edits`` (see the module docstring); the new params and the
+    target search's final loss."""
+    n = st.fit_contexts
+    acts = fact_acts(m.params, m.cfg, m.task, m.facts, n, key)
+    X = site_keys(acts, site)
+    s, r, new = (np.array([getattr(e, f) for e in edits]) for f in ("s", "r", "new"))
+    rows = fact_rows(m.task, s, r, n)
+    G = _gain(X, rows, method, st.ridge, C)
+    g = np.einsum("ed,de->e", X[rows].mean(axis=0), G)
+    labels = np.argmax(np.asarray(acts.logits), axis=-1)
+    labels[rows] = new[None, :]
+    weights = np.full(X.shape[0], st.keep_weight / max(X.shape[0] - rows.size, 1))
+    weights[rows] = 1.0 / rows.size
+    fit = solve_targets(
+        m.params,
+        acts,
+        jnp.asarray(X @ G / g[None, :], jnp.float32),
+        jnp.asarray(labels),
+        jnp.asarray(weights, jnp.float32),
+        value_scale(X, m.params[WEIGHT[site]]),
+        st.lr,
+        st.penalty,
+        site=site,
+        steps=st.steps,
+    )
+    A = np.asarray(fit.A, np.float64)
+    if not (np.all(np.isfinite(A)) and math.isfinite(float(fit.loss))):
+        raise TrainingError(f"the target search of the {site} edit diverged (non-finite values)")
+    W = np.asarray(m.params[WEIGHT[site]])
+    W_new = (W + share * G @ (A / g[:, None])).astype(W.dtype)
+    return {**m.params, WEIGHT[site]: jnp.asarray(W_new)}, float(fit.loss)
+
+
+def _closed_forms(
+    m: _Model, edits: Sequence[Edit], method: str, where: str, st: EditSettings, key: Key, sequential: bool
+) -> tuple[Params, dict[str, Any]]:
+    sites = ("values", "mlp") if where == "both" else (where,)
+    share = {"values": st.values_share if where == "both" else 1.0, "mlp": 1.0}
+    covs: dict[str, np.ndarray] = {}
+    if sequential and method == "rank-one":  # sequential ROME: one covariance, of the unedited model
+        acts = fact_acts(m.params, m.cfg, m.task, m.facts, st.fit_contexts, jax.random.fold_in(key, 0))
+        covs = {site: covariance(site_keys(acts, site), st.ridge) for site in sites}
+    losses = []
+    groups = [[e] for e in edits] if sequential else [list(edits)]
+    for i, group in enumerate(groups):
+        for j, site in enumerate(sites):
+            k = jax.random.fold_in(key, 1 + len(sites) * i + j)
+            params, loss = _closed_form(m, group, method, site, st, k, covs.get(site), share[site])
+            m = m._replace(params=params)
+            losses.append(loss)
+        m = m._replace(facts=jnp.asarray(edited_facts(m.facts, group)))
+    return m.params, {"target_loss": max(losses)}
+
+
+def _finetune_loss(
+    cfg: TransformerConfig, task: RecallTask, n: int, replay: int, trained: Params, data: Any, key: Key
+) -> Array:
+    """Cross-entropy of the new answers on n fresh contexts of each edited fact (+ a replayed batch)."""
+    p = {**data["rest"], **trained}
+    tokens = every_fact(task, data["facts"], n, key=key).tokens
+    rows = fact_rows(task, data["s"], data["r"], n).ravel()
+    labels = jnp.tile(data["new"], n)
+    loss = cross_entropy(jax.vmap(lambda t: forward(p, t, kind=cfg.attention))(tokens[rows]), labels)
+    if replay:
+        seqs = sample(task, data["facts"], replay, key=jax.random.fold_in(key, 1))
+        logits = jax.vmap(lambda t: forward(p, t, kind=cfg.attention))(seqs.tokens)
+        loss = loss + cross_entropy(logits, seqs.labels)
+    return loss
+
+
+def _finetune_eval(cfg: TransformerConfig, task: RecallTask, n: int, trained: Params, data: Any) -> dict:
+    """Efficacy on the fixed evaluation contexts: exactly 1.0 when every (edit, context) is answered."""
+    p = {**data["rest"], **trained}
+    tokens = every_fact(task, data["facts"], n, key=data["eval_key"]).tokens
+    rows = fact_rows(task, data["s"], data["r"], n).ravel()
+    logits = jax.vmap(lambda t: forward(p, t, kind=cfg.attention))(tokens[rows])
+    hit = jnp.argmax(logits, axis=-1) == jnp.tile(data["new"], n)
+    return {"efficacy": jnp.where(jnp.all(hit), 1.0, jnp.mean(hit))}
+
+
+@functools.cache
+def finetune_problem(cfg: TransformerConfig, task: RecallTask, n: int, replay: int) -> Problem:
+    """The engine :class:`Problem` of fine-tuning (cached: equal arguments, one compiled program)."""
+    return Problem(
+        loss=functools.partial(_finetune_loss, cfg, task, n, replay),
+        evaluate=functools.partial(_finetune_eval, cfg, task, n),
+        monitor="efficacy",
+    )
+
+
+def weights_of(where: str) -> tuple[str, ...]:
+    """The weight matrices an edit at ``where`` changes: (``W2``,), (``O``,) or (``O``, ``W2``)."""
+    return ("O", "W2") if where == "both" else (WEIGHT[where],)
+
+
+def _finetune(
+    m: _Model, edits: Sequence[Edit], where: str, st: EditSettings, key: Key
+) -> tuple[Params, dict]:
+    names = weights_of(where)
+    problem = finetune_problem(m.cfg, m.task, st.ft_contexts, st.replay_batch if st.replay else 0)
+    data = {
+        "rest": {k: v for k, v in m.params.items() if k not in names},
+        "s": jnp.array([e.s for e in edits]),
+        "r": jnp.array([e.r for e in edits]),
+        "new": jnp.array([e.new for e in edits]),
+        "facts": jnp.asarray(edited_facts(m.facts, edits)),
+        "eval_key": jax.random.fold_in(key, 0),
+    }
+    batched = jax.tree_util.tree_map(lambda x: x[None], ({n: m.params[n] for n in names}, data))
+    settings = Settings(st.ft_steps, st.ft_eval_every, criterion=1.0)
+    out = train_many(problem, settings, *batched, jnp.asarray(st.ft_lrs), jax.random.fold_in(key, 1)[None])
+    j = best_rate(np.asarray(out.best_metric[0]), np.asarray(out.diverged[0]))
+    if j is None:
+        raise TrainingError(f"fine-tuning diverged at every learning rate of {list(st.ft_lrs)}")
+    params = {**m.params, **{n: out.best_params[n][0, j] for n in names}}
+    info = {
+        "lr": st.ft_lrs[j],
+        "steps": int(out.steps[0, j]),
+        "reached": bool(out.reached[0, j]),
+        "diverged_runs": int(np.sum(out.diverged[0])),
+    }
+    return params, info
+
+
+def _finetunes(
+    m: _Model, edits: Sequence[Edit], where: str, st: EditSettings, key: Key, sequential: bool
+) -> tuple[Params, dict[str, Any]]:
+    groups = [[e] for e in edits] if sequential else [list(edits)]
+    runs = []
+    for i, group in enumerate(groups):
+        params, info = _finetune(m, group, where, st, jax.random.fold_in(key, i))
+        m = m._replace(params=params, facts=jnp.asarray(edited_facts(m.facts, group)))
+        runs.append(info)
+    return m.params, {"runs": runs, "steps": sum(r["steps"] for r in runs)}
+
+
+def validate(model: Trained, edits: Sequence[Edit], method: str, where: str) -> None:
+    """Raise :class:`ConfigError` naming the first bad argument of :func:`apply_edits`."""
+    check(method in METHODS, f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    check(where in WHERE, f"where must be one of {', '.join(WHERE)}, got {where!r}")
+    check(
+        model.cfg.m > 0 or where == "values",
+        f"where={where!r} edits the MLP, but the model has no MLP (m = 0); use where='values'",
+    )
+    check(len(edits) >= 1, "no edits given")
+    task = model.task
+    pairs = {(e.s, e.r) for e in edits}
+    check(len(pairs) == len(edits), "the same (subject, relation) is edited twice; keep one edit per fact")
+    for e in edits:
+        check(
+            0 <= e.s < task.S and 0 <= e.r < task.R and e.r * task.D <= e.new < (e.r + 1) * task.D,
+            f"edit {tuple(e)}: subject must be in [0, {task.S}), relation in [0, {task.R}) and the new "
+            f"answer in relation r's block [r·D, (r+1)·D) with D = {task.D}",
+        )
+
+
+def apply_edits(
+    model: Trained,
+    edits: Sequence[Edit],
+    method: str = "rank-one",
+    where: str = "mlp",
+    *,
+    sequential: bool = False,
+    key: Key,
+    settings: EditSettings | None = None,
+) -> Edited:
+    """Apply ``edits`` to ``model`` by ``method`` at ``where`` (see the module docstring).
+
+    ``sequential``: one edit after another, each computed on the model the previous one left (rank-one: the
+    key covariance computed once, on the unedited model, as in sequential ROME; batch: one least-squares
+    update per edit; finetune: one fine-tuning per edit). Otherwise all at once (rank-one: the updates of
+    all edits computed on the unedited model and summed; batch: one least-squares update; finetune: one
+    fine-tuning on all edits). ``key`` seeds the fit contexts (or the fine-tuning batches).
+
+    Raises:
+        ConfigError: a bad method, site or edit (:func:`validate`).
+        TrainingError: the target search or every fine-tuning run diverged.
+    """
+    validate(model, edits, method, where)
+    st = EditSettings() if settings is None else settings
+    m = _Model(model.params, model.cfg, model.task, jnp.asarray(model.facts))
+    start = time.perf_counter()
+    if method == "finetune":
+        params, extras = _finetunes(m, edits, where, st, key, sequential)
+    else:
+        params, extras = _closed_forms(m, edits, method, where, st, key, sequential)
+    params = jax.block_until_ready(params)
+    seconds = time.perf_counter() - start
+    delta = math.sqrt(
+        sum(
+            float(np.sum((np.asarray(params[n]) - np.asarray(model.params[n])) ** 2))
+            for n in weights_of(where)
+        )
+    )
+    table = table_of(model)
+    names = [edit_names(e, table) for e in edits]
+    done = [
+        {k: n[k] for k in ("subject", "relation", "old", "new")} | {"method": method, "where": where}
+        for n in names
+    ]
+    info = {**model.info, "edits": [*model.info.get("edits", []), *done]}
+    edited = Trained(params, model.cfg, model.task, jnp.asarray(edited_facts(model.facts, edits)), info)
+    tuned = method == "finetune"
+    used = {k: v for k, v in st._asdict().items() if (k.startswith(("ft_", "replay")) == tuned)}
+    record = {"method": method, "where": where, "sequential": sequential, "settings": used, **extras}
+    return Edited(edited, seconds, delta, record)
