@@ -1,0 +1,148 @@
+"""Editing methods: the closed forms' exact properties, and edits of a trained model scored in fresh contexts.
+
+The trained model is the suite's tiny transformer (tests/conftest.py TINY_TRAIN: S = R = 4, d = 16, H = 2,
+d_h = 4, m = 16, T = 6) with D = 8 answers per relation instead of 2. The suite's ``tiny_model`` (D = 2) is
+not editable one fact at a time: with two answers per relation it stores rules such as "relation 3 answers
+a7 unless the subject is s0", and the MLP keys of the facts that share an answer coincide (their rank-one
+coefficients are 0.7–1.0), so no change of W2 alone moves one of them without the others. With D = 8 the
+answers of a relation's four subjects differ and the model keeps one key per fact.
+"""
+
+import jax
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from factrecall.core.errors import ConfigError
+from factrecall.editing.edits import Edit, random_edits
+from factrecall.editing.methods import apply_edits, least_squares_gain, rank_one_gain
+from factrecall.editing.metrics import edit_scores
+from factrecall.editing.sites import covariance
+
+EDIT_TRAIN = {"S": 4, "R": 4, "D": 8, "T": 6, "d": 16, "H": 2, "d_h": 4, "m": 16}
+
+
+def train_edit_model():
+    """The suite's tiny transformer at D = 8, trained by the tiny recipe (1024 steps of 128, stop at 1.0)."""
+    from factrecall.recall import training
+    from factrecall.recall.task import facts_random
+
+    task, cfg = training.task_and_config(*EDIT_TRAIN.values())
+    recipe = training.Recipe(1024, 128, training.EVAL_EVERY, 1.0)
+    facts = facts_random(task, key=jax.random.fold_in(jax.random.key(0), 1))
+    return training.train(cfg, task, facts, recipe, (1e-2, 3e-2), seed=0)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return train_edit_model()
+
+
+# ------------------------------------------------------------------------------------- closed forms (exact)
+
+keys = arrays(np.float64, (12, 4), elements=st.floats(-2, 2, allow_nan=False)).filter(
+    lambda K: np.linalg.matrix_rank(K) == 4
+)
+
+
+@settings(max_examples=20)
+@given(
+    K=keys,
+    W=arrays(np.float64, (4, 3), elements=st.floats(-2, 2)),
+    v=arrays(np.float64, 3, elements=st.floats(-5, 5)),
+)
+def test_rank_one_writes_the_target_and_leaves_c_orthogonal_keys(K, W, v):
+    C = covariance(K, 1e-3)
+    k = K[:3].mean(axis=0, keepdims=True)
+    G = rank_one_gain(C, k)
+    W_new = W + G @ (v[None, :] - k @ W)  # W' = W + (C⁻¹k̄ᵀ)(v* − k̄W)/(k̄C⁻¹k̄ᵀ)
+    np.testing.assert_allclose(k @ W_new, v[None, :], atol=1e-8)
+    x = K[5] - (K[5] @ G[:, 0]) * k[0]  # x·C⁻¹k̄ᵀ = 0 (k̄·G = 1)
+    np.testing.assert_allclose(x @ W_new, x @ W, atol=1e-8)
+
+
+@settings(max_examples=20)
+@given(K=keys)
+def test_batch_for_one_edit_is_a_scaled_rank_one_update(K):
+    C0 = covariance(K[3:], 1e-3, mean=False)
+    k = K[:3].mean(axis=0, keepdims=True)
+    q = (k @ np.linalg.solve(C0, k.T)).item()
+    np.testing.assert_allclose(least_squares_gain(C0, k), q / (1 + q) * rank_one_gain(C0, k), rtol=1e-7)
+
+
+def test_batch_update_solves_its_least_squares_problem():
+    rng = np.random.default_rng(0)
+    K, K_E, W, V = (
+        rng.normal(size=(20, 5)),
+        rng.normal(size=(3, 5)),
+        rng.normal(size=(5, 2)),
+        rng.normal(size=(3, 2)),
+    )
+    C0 = covariance(K, 0.0, mean=False)
+    dW = least_squares_gain(C0, K_E) @ (V - K_E @ W)
+    grad = K.T @ (K @ dW) + K_E.T @ (K_E @ (W + dW) - V)  # ∇ of Σ‖kΔW‖² + ‖K_E(W + ΔW) − V*‖² (÷2)
+    np.testing.assert_allclose(grad, 0.0, atol=1e-10)
+
+
+# ------------------------------------------------------------------------------------- a trained model
+
+
+def _scores(model, edited, edits):
+    return edit_scores(model, edited.model, edits, 8, key=jax.random.key(1))
+
+
+@pytest.mark.parametrize("method", ["rank-one", "batch"])
+def test_one_edit_of_the_mlp_is_stored_and_specific(model, method):
+    edits = random_edits(model.facts, model.task.D, 1, seed=0)
+    edited = apply_edits(model, edits, method, "mlp", key=jax.random.key(0))
+    r = _scores(model, edited, edits)
+    assert r["efficacy"] == 1.0 and r["edits_stored"] == 1.0 and r["specificity"] >= 0.99, r
+    assert int(edited.model.facts[edits[0].s, edits[0].r]) == edits[0].new
+    assert edited.delta_norm > 0 and edited.info["method"] == method and edited.seconds > 0
+    assert np.array_equal(edited.model.params["O"], model.params["O"])  # only W2 changed
+
+
+@pytest.mark.parametrize("where", ["values", "both"])
+def test_one_edit_of_the_values_or_both(model, where):
+    edits = random_edits(model.facts, model.task.D, 1, seed=0)
+    edited = apply_edits(model, edits, "rank-one", where, key=jax.random.key(0))
+    r = _scores(model, edited, edits)
+    assert r["efficacy"] == 1.0 and r["specificity"] >= 0.95, r
+    assert not np.array_equal(edited.model.params["O"], model.params["O"])
+    assert np.array_equal(edited.model.params["W2"], model.params["W2"]) == (where == "values")
+
+
+def test_sequential_and_all_at_once(model):
+    edits = random_edits(model.facts, model.task.D, 3, seed=1)
+    at_once = apply_edits(model, edits, "rank-one", "mlp", key=jax.random.key(0))
+    one_by_one = apply_edits(model, edits, "rank-one", "mlp", sequential=True, key=jax.random.key(0))
+    for edited in (at_once, one_by_one):
+        r = _scores(model, edited, edits)
+        assert r["efficacy"] == 1.0 and r["specificity"] >= 0.95, r
+        assert [e["new"] for e in edited.model.info["edits"]] == [f"a{e.new}" for e in edits]
+    assert not np.allclose(at_once.model.params["W2"], one_by_one.model.params["W2"])
+
+
+def test_finetune_reaches_efficacy(model):
+    edits = random_edits(model.facts, model.task.D, 1, seed=0)
+    edited = apply_edits(model, edits, "finetune", "mlp", key=jax.random.key(0))
+    assert _scores(model, edited, edits)["efficacy"] == 1.0
+    (run,) = edited.info["runs"]
+    assert run["reached"] and run["steps"] >= 1 and run["lr"] in edited.info["settings"]["ft_lrs"]
+
+
+def test_bad_edits_are_config_errors(model):
+    e = random_edits(model.facts, model.task.D, 1, seed=0)[0]
+    with pytest.raises(ConfigError, match="method must be one of"):
+        apply_edits(model, [e], "rome", key=jax.random.key(0))
+    with pytest.raises(ConfigError, match="where must be one of"):
+        apply_edits(model, [e], where="attention", key=jax.random.key(0))
+    with pytest.raises(ConfigError, match="edited twice"):
+        apply_edits(model, [e, e._replace(new=e.old)], key=jax.random.key(0))
+    with pytest.raises(ConfigError, match=r"block \[r·D, \(r\+1\)·D\)"):
+        apply_edits(model, [Edit(e.s, e.r, (e.r + 1) % 4 * 8, e.old)], key=jax.random.key(0))
+    no_mlp = model._replace(cfg=model.cfg._replace(m=0))
+    with pytest.raises(ConfigError, match="no MLP"):
+        apply_edits(no_mlp, [e], where="both", key=jax.random.key(0))
