@@ -25,6 +25,7 @@ API = (
     "Result",
     "attribute",
     "construct",
+    "edit",
     "training_dynamics",
     "evaluate",
     "load",

@@ -15,7 +15,7 @@ naming the field, the value and what is allowed. Nothing is printed unless ``pro
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas
 
+    from factrecall.editing.edits import Edit
     from factrecall.experiments.specs import Point
     from factrecall.facts.table import FactTable
     from factrecall.recall.models import Trained
@@ -253,6 +254,54 @@ def attribute(model: Trained | str | Path, n_contexts: int = 8, seed: int = 0) -
     a = attribute_facts(m.params, m.cfg, m.task, m.facts, n_contexts, key=jax.random.key(seed))
     record = {**a.summary(), "facts_by_path": a.facts_by_path(table_of(m).fact_name)}
     return Result("attribute", record, model=m)
+
+
+def edit(
+    model: Trained | str | Path,
+    edits: str | Path | Sequence[Edit],
+    *,
+    method: str = "rank-one",
+    where: str = "mlp",
+    sequential: bool = False,
+    replay: bool = False,
+    n_contexts: int = 8,
+    seed: int = 0,
+) -> Result:
+    """Change facts of a trained model and score the edit, as ``factrecall edit --json`` (without its
+    ``model`` path); the edited model is ``result.model`` (``result.save(path)`` writes it).
+
+    Args:
+        model: a trained model or the path of a saved one.
+        edits: an edits file (.csv/.jsonl of subject, relation, new answer) or
+            :class:`~factrecall.editing.edits.Edit` s.
+        method: ``rank-one``, ``batch`` or ``finetune`` (:mod:`factrecall.editing.methods`).
+        where: ``mlp``, ``values`` or ``both``.
+        sequential: apply the edits one after another.
+        replay: fine-tuning also trains on every fact with its current answer.
+        n_contexts: fresh contexts per fact for the scores.
+        seed: seed of the edit's and the scores' contexts.
+    """
+    from factrecall.core.errors import check
+    from factrecall.core.provenance import run_info
+    from factrecall.editing.edits import read_edits
+    from factrecall.editing.methods import EditSettings
+    from factrecall.editing.run import edit_record
+    from factrecall.facts.queries import table_of
+
+    check(not replay or method == "finetune", f"replay applies to method 'finetune' only, got {method!r}")
+    trained = load(model) if isinstance(model, str | Path) else model
+    todo = read_edits(Path(edits), table_of(trained)) if isinstance(edits, str | Path) else list(edits)
+    record, edited = edit_record(
+        trained,
+        todo,
+        method,
+        where,
+        sequential=sequential,
+        n_contexts=n_contexts,
+        seed=seed,
+        settings=EditSettings(replay=replay),
+    )
+    return Result("edit", {**record, "run": run_info()}, model=edited.model)
 
 
 def sweep(

@@ -2,8 +2,8 @@
 
 Each command module parses its flags into an experiment's model (:mod:`factrecall.experiments.specs`) or
 a library call, runs it and prints the result: ``capacity`` (linear, mlp, transformer), ``transformer``
-(train transformer, eval), ``construct``, ``dynamics``, ``facts`` (plan, query, attribute) and ``store``
-(sweep, report, export, reproduce); ``common`` holds what they share. Errors caused by input print
+(train transformer, eval), ``construct``, ``dynamics``, ``facts`` (plan, query, attribute), ``edit`` and
+``store`` (sweep, report, export, reproduce); ``common`` holds what they share. Errors caused by input print
 ``error: <message>`` on stderr and exit with status 2; a run that fails at run time (e.g. every learning
 rate diverged) exits with status 1.
 """
@@ -18,7 +18,7 @@ import sys  # noqa: E402
 
 import typer  # noqa: E402
 
-from factrecall.cli import capacity, construct, dynamics, facts, store, transformer  # noqa: E402
+from factrecall.cli import capacity, construct, dynamics, edit, facts, store, transformer  # noqa: E402
 from factrecall.cli.common import click_exceptions  # noqa: E402
 from factrecall.core.errors import ConfigError, FactrecallError  # noqa: E402
 
@@ -41,6 +41,7 @@ app.command("dynamics")(dynamics.dynamics_cmd)
 app.command("plan")(facts.plan_cmd)
 app.command("query")(facts.query_cmd)
 app.command("attribute")(facts.attribute_cmd)
+app.command("edit")(edit.edit_cmd)
 
 
 def main(argv: list[str] | None = None) -> None:
