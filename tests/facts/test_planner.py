@@ -1,5 +1,7 @@
+import functools
 import json
 import math
+import re
 
 import jax
 import pytest
@@ -105,6 +107,53 @@ def test_grow_retries_larger_until_stored_and_respects_bounds(monkeypatch):
     assert all(a.params <= fam.params(12) for a in attempts) and not attempts[-1].stored
 
 
+def _fresh(threshold, missed=12):
+    """A stand-in for the verification in fresh contexts: models below d = ``threshold`` miss ``missed``
+    facts there (accuracy 0.998), the others none."""
+    calls = []
+
+    def verify(params, cfg, **_):
+        calls.append(params["d"])
+        names = [f"r(s{i})" for i in range(missed)] if params["d"] < threshold else []
+        accuracy = 0.998 if names else 1.0
+        return {"fact_accuracy": accuracy, "missed": names[:10], "n_missed": len(names)}
+
+    return verify, calls
+
+
+def test_a_model_stored_in_training_but_missing_in_fresh_contexts_is_not_stored(monkeypatch):
+    attempt, calls = _fake_attempt(10)  # every shape tried meets the criterion in training
+    monkeypatch.setattr(planner, "_attempt", attempt)
+    verify, verified = _fresh(12)
+    job = planner.Job(None, None, FAMILIES["balanced"])
+    attempts, params, _ = planner.grow(job, 10, verify=verify, max_tries=5)
+    assert calls == verified == [10, 12] and params == {"d": 12}
+    first, last = attempts
+    assert first.accuracy == 1.0 and not first.stored and first.verified == 0.998
+    assert first.n_missed == 12 and first.missed == tuple(f"r(s{i})" for i in range(10))
+    assert last.stored and last.verified == 1.0 and last.n_missed == 0 and last.record()["missed"] == []
+    # unverified (measurements, the smallest search): the in-loop verdict alone, as before
+    attempts, _, _ = planner.grow(job, 10, max_tries=5)
+    assert attempts[0].stored and attempts[0].verified is None and len(verified) == 2
+
+
+@pytest.mark.parametrize(
+    ("criterion", "in_training", "fresh", "stored"),
+    [
+        (1.0, 1.0, 0.998, False),  # met in training, missed in fresh contexts
+        (1.0, 1.0, 1.0, True),
+        (1.0, 0.99, 1.0, False),  # missed in training
+        (0.9, 0.95, 0.9, True),
+        (0.9, 0.95, 0.8999, False),
+    ],
+)
+def test_verification_holds_the_criterion_in_fresh_contexts(criterion, in_training, fresh, stored):
+    a = planner.Attempt((8, 2, 4, 8), 100, in_training >= criterion, in_training, 0.01, 256, 0.0)
+    report = {"fact_accuracy": fresh, "n_missed": int(fresh < 1), "missed": ["r(s)"] * (fresh < 1)}
+    checked = planner.check_fresh(a, criterion, report)
+    assert checked.stored is stored and checked.verified == fresh and checked.accuracy == in_training
+
+
 @pytest.mark.parametrize("guess", [5, 13, 40])
 def test_smallest_search_finds_the_threshold(monkeypatch, guess):
     attempt, calls = _fake_attempt(13)
@@ -137,9 +186,11 @@ def test_grow_trains_a_small_table_and_it_answers_every_fact():
     recipe = planner.DEFAULT_RECIPE
     task, facts = planner.table_task(table, T=recipe.T)
     job = planner.Job(task, facts, FAMILIES[predicted["family"]], recipe)
-    attempts, params, cfg = planner.grow(job, predicted["shape"]["d"], max_tries=2)
+    verify = functools.partial(planner.evaluate_table, table=table, T=recipe.T, key=jax.random.key(9))
+    attempts, params, cfg = planner.grow(job, predicted["shape"]["d"], verify=verify, max_tries=2)
     assert attempts[-1].stored and attempts[0].shape[0] == predicted["shape"]["d"]
-    report = planner.evaluate_table(params, cfg, table, T=recipe.T, key=jax.random.key(9))
+    assert attempts[-1].verified == 1.0 and attempts[-1].n_missed == 0
+    report = verify(params, cfg)
     assert report["facts_stored"] == 1.0 and report["per_relation"] == {
         "capital_of": 1.0,
         "continent_of": 1.0,
@@ -174,8 +225,13 @@ def test_plan_record_predicts_and_compares_with_the_smallest(monkeypatch):
         planner.plan(table, criterion=1.5)
     with pytest.raises(ConfigError, match="max_tries must be ≥ 1, got 0"):
         planner.plan(table, train=True, max_tries=0)
-    with pytest.raises(TrainingError, match=r"tried d=\d+ \(0.0000\); raise max_tries or budget_params"):
-        planner.plan(table, train=True, max_tries=1)
+    monkeypatch.setattr(planner, "evaluate_table", _fresh(10**6)[0])  # misses 12 facts at every d
+    with pytest.raises(TrainingError) as error:
+        planner.plan(table, train=True, max_tries=2)
+    message = str(error.value)
+    assert re.search(r"tried d=(\d+) \(0.0000 in training, 0.9980 in fresh contexts\), d=\d+ \(", message)
+    names = ", ".join(f"r(s{i})" for i in range(10))
+    assert f"missed {names} and 2 more in fresh contexts; raise max_tries or budget_params" in message
 
 
 def test_reproduce_targets_cover_both_families_and_compare_with_the_paper():

@@ -1,19 +1,18 @@
 """Capacity planner, the training half: measure the scaling data, grow a predicted shape until it stores a
-fact table, and search the smallest shape that does (the prediction itself is
-:mod:`factrecall.facts.scaling`).
+fact table in fresh contexts, and search the smallest shape that does (the prediction: :mod:`.scaling`).
 
-Owns the planner's recipe and its searches; every training goes through
-:func:`factrecall.recall.training.train_seeds` (one program per shape, learning rates side by side, the
-kept one by the one rule). ``measure_point`` finds, per family and d, the largest synthetic table S = R = n,
-D = 8 a model stores at the criterion; ``grow`` trains a predicted shape on a table and, when it falls
-short, grows d by ×1.15, ×1.15², … (bounded); ``smallest`` bisects d to the smallest stored size, against
-which a prediction is judged; ``plan`` is the ``factrecall plan`` command's library entry.
+Every training goes through :func:`factrecall.recall.training.train_seeds` (one program per shape, rates
+side by side, the kept one by the one rule). ``measure_point`` finds, per family and d, the largest table
+S = R = n, D = 8 a model stores; ``grow`` trains a predicted shape on a table and, while it misses the
+criterion in training or in fresh contexts, grows d by ×1.15, ×1.15², … (bounded); ``smallest`` bisects d
+to the smallest stored size; ``plan`` is the ``factrecall plan`` command's library entry.
 
-Paper: §4, Figure 4 (facts ∝ parameters); SPEC §8 (capacity planner).
+Paper: §4, Figure 4 (facts ∝ parameters); SPEC §8 (capacity planner), §2 (evaluation over all facts).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -33,6 +32,8 @@ from factrecall.recall import training
 from factrecall.recall.task import RecallTask, facts_random, recall_task
 from factrecall.recall.transformer import TransformerConfig, param_counts
 
+VERIFY_CONTEXTS = 8  # fresh contexts per fact of the verification of a trained model
+
 
 class Recipe(NamedTuple):
     """How the planner trains (measurements and verification alike), recorded with each measurement.
@@ -45,8 +46,7 @@ class Recipe(NamedTuple):
         lrs: Adam learning rates trained side by side; the kept one is :func:`training.kept_runs`'s.
         T: sequence length of the task.
 
-    Lighter than the paper's recipe (batch 1024, T = 32, up to 2^14 steps) so that planning runs in minutes
-    on a CPU; the measurements and the verification share it, so predictions hold for this recipe.
+    Lighter than the paper's (batch 1024, T = 32, ≤ 2^14 steps): planning runs in minutes on a CPU.
     """
 
     n_steps: int = 4096
@@ -71,19 +71,28 @@ def config_for(shape: Sequence[int], task: RecallTask) -> TransformerConfig:
 
 
 class Attempt(NamedTuple):
-    """One training of a candidate shape on a table."""
+    """One training of a candidate shape on a table; once verified (:func:`check_fresh`), ``verified`` is its
+    fact accuracy in fresh contexts and ``n_missed`` the facts not answered in all of them (``missed``: up to
+    10 names)."""
 
     shape: tuple[int, int, int, int]
     params: int
-    stored: bool
+    stored: bool  # the criterion held in training (``accuracy``) and, if verified, in fresh contexts
     accuracy: float
     lr: float
     steps: int
     seconds: float
     diverged: int = 0  # learning rates whose run turned non-finite (never a result)
+    verified: float | None = None
+    n_missed: int | None = None
+    missed: tuple[str, ...] = ()
 
     def record(self) -> dict[str, Any]:
-        return {**self._asdict(), "shape": shape_record(self.shape)}
+        return {**self._asdict(), "shape": shape_record(self.shape), "missed": list(self.missed)}
+
+    def summary(self) -> str:
+        fresh = "" if self.verified is None else f", {self.verified:.4f} in fresh contexts"
+        return f"d={self.shape[0]} ({self.accuracy:.4f} in training{fresh})"
 
 
 class Job(NamedTuple):
@@ -151,24 +160,13 @@ def measure_point(
     (n_star,), capped, trials = search_largest(
         run_round, (seed,), guess, n_max=256, rel_precision=rel_precision, on_round=on_round
     )
-    return {
-        "family": family.name,
-        "att_ratio": family.att_ratio,
-        "mlp_ratio": family.mlp_ratio,
-        **shape_record(shape),
-        "params": family.params(d),
-        "attention_params": attention_params(*shape[:3]),
-        "mlp_params": mlp_params(shape[0], shape[3]),
-        "seed": seed,
-        "n_star": n_star,
-        "facts": n_star**2,
-        "bits": n_star**2 * math.log2(8),
-        "capped": capped,
-        "trainings": len(trials),
-        "criterion": criterion,
-        "recipe": recipe._asdict(),
-        "seconds": time.perf_counter() - start,
-    }
+    kind = {"family": family.name, "att_ratio": family.att_ratio, "mlp_ratio": family.mlp_ratio}
+    counts = {"params": family.params(d), "attention_params": attention_params(*shape[:3])}
+    counts["mlp_params"] = mlp_params(shape[0], shape[3])
+    found = {"seed": seed, "n_star": n_star, "facts": n_star**2, "bits": n_star**2 * math.log2(8)}
+    search = {"capped": capped, "trainings": len(trials), "criterion": criterion, "recipe": recipe._asdict()}
+    search["seconds"] = time.perf_counter() - start
+    return {**kind, **shape_record(shape), **counts, **found, **search}
 
 
 def table_task(table: FactTable, T: int = DEFAULT_RECIPE.T) -> tuple[RecallTask, Int[Array, "S R"]]:
@@ -176,18 +174,21 @@ def table_task(table: FactTable, T: int = DEFAULT_RECIPE.T) -> tuple[RecallTask,
     return recall_task(table.S, table.R, table.D, T=T), jnp.asarray(table.facts, jnp.int32)
 
 
+Verify = Callable[[Params, TransformerConfig], dict[str, Any]]  # a model's evaluate_table record
+
+
 def grow(
     job: Job,
     d: int,
     *,
+    verify: Verify | None = None,
     max_tries: int = 4,
     budget_params: int | None = None,
     on_try: Callable[[int, int, str], None] | None = None,
 ) -> tuple[list[Attempt], Params | None, TransformerConfig | None]:
     """Train ``job``'s family at d; while the facts are not stored, grow d by ×1.15, ×1.15², ×1.15⁴ … and
-    retry.
-
-    At most ``max_tries`` trainings, never past ``budget_params``.
+    retry. With ``verify`` (its fresh contexts), an attempt is stored only if the criterion holds there too
+    (:func:`check_fresh`). At most ``max_tries`` trainings, never past ``budget_params``.
 
     Returns:
         (every attempt, the parameters and config of the first stored one — or of the last one tried when
@@ -200,14 +201,33 @@ def grow(
         if budget_params is not None and job.family.params(d) > budget_params:
             break
         attempt, params, cfg = _attempt(job, d)
+        if verify is not None:
+            attempt = check_fresh(attempt, job.criterion, verify(params, cfg))
         attempts.append(attempt)
         if on_try is not None:
-            on_try(i + 1, max_tries, f"d={d}: accuracy {attempt.accuracy:.4f}")
+            on_try(i + 1, max_tries, attempt.summary())
         if attempt.stored:
             break
         d = max(d + 1, math.ceil(d * step))
         step *= step
     return attempts, params, cfg
+
+
+def check_fresh(attempt: Attempt, criterion: float, report: dict[str, Any]) -> Attempt:
+    """``attempt`` with its verification ``report`` (:func:`evaluate_table` in fresh contexts): stored when
+    the criterion c held in training and holds there too,
+
+        acc = (1 / (n·S·R)) Σ_{k<n, s<S, r<R} 1[argmax_a logits_k(s, r)_a = a*(s, r)] ≥ c
+
+    (c = 1: every fact in every context); one that misses there has fallen short like one that misses in
+    training, and :func:`grow` grows it.
+    """
+    return attempt._replace(
+        stored=attempt.stored and report["fact_accuracy"] >= criterion,
+        verified=report["fact_accuracy"],
+        n_missed=report["n_missed"],
+        missed=tuple(report["missed"]),
+    )
 
 
 def smallest(
@@ -218,10 +238,8 @@ def smallest(
     d_max: int = 512,
     on_round: Callable[[int, int, str], None] | None = None,
 ) -> tuple[int | None, list[Attempt]]:
-    """The smallest d of ``job``'s family whose trained model stores its facts (the planner's own search).
-
-    Brackets from ``guess_d`` and bisects geometrically (:func:`factrecall.core.search.search_largest` on the
-    largest d that fails), until the smallest stored and the largest failing d are within ``rel_precision``.
+    """The smallest d of ``job``'s family whose trained model stores its facts: brackets from ``guess_d`` and
+    bisects geometrically (:func:`~factrecall.core.search.search_largest` on the largest d that fails).
 
     Returns:
         (the smallest stored d tried, or ``None`` when none up to ``d_max`` stored; every attempt).
@@ -236,14 +254,8 @@ def smallest(
             out.append(Trial(s, d, not a.stored, a.accuracy, a.lr, 0, a.steps))  # "stored" = fails
         return out
 
-    search_largest(
-        run_round,
-        (job.seed,),
-        max(guess_d - 1, 1),
-        n_max=d_max,
-        rel_precision=rel_precision,
-        on_round=on_round,
-    )
+    guess = max(guess_d - 1, 1)
+    search_largest(run_round, (job.seed,), guess, n_max=d_max, rel_precision=rel_precision, on_round=on_round)
     stored = [a.shape[0] for a in attempts if a.stored]
     return (min(stored) if stored else None), attempts
 
@@ -252,7 +264,7 @@ def evaluate_table(
     params: Params,
     cfg: TransformerConfig,
     table: FactTable,
-    n_contexts: int = 8,
+    n_contexts: int = VERIFY_CONTEXTS,
     T: int = DEFAULT_RECIPE.T,
     *,
     key: Key,
@@ -260,7 +272,7 @@ def evaluate_table(
     """Accuracy over every fact of ``table`` in ``n_contexts`` fresh contexts, per relation, and bits stored.
 
     ``bits_stored`` sums log2 D_r over the facts answered in every context (a fact of a relation with one
-    answer holds no bits); ``missed`` names up to 10 facts that are not stored.
+    answer holds no bits); ``missed`` names up to 10 facts that are not stored (``n_missed``: all of them).
     """
     task, facts = table_task(table, T=T)
     scores = training.score_facts(params, cfg, task, facts, n_contexts, key=key)
@@ -268,20 +280,12 @@ def evaluate_table(
     stored = correct == 1.0
     log_d = np.log2(np.asarray(table.answer_counts, np.float64))
     missed = [table.fact_name(s, r) for s, r in zip(*np.nonzero(~stored), strict=True)]
-    return {
-        "fact_accuracy": float(correct.mean()),
-        "facts_stored": float(stored.mean()),
-        "fact_loss": float(scores.fact_loss),
-        "eval_contexts": n_contexts,
-        "per_relation": {rel: float(correct[:, r].mean()) for r, rel in enumerate(table.relations)},
-        "bits_stored": float((stored * log_d[None, :]).sum()),
-        "table_bits": table.bits,
-        "missed": missed[:10],
-        "n_missed": len(missed),
-    }
-
-
-# ------------------------------------------------------------------------------------------------ plan
+    accuracy = {"fact_accuracy": float(correct.mean()), "facts_stored": float(stored.mean())}
+    loss = {"fact_loss": float(scores.fact_loss), "eval_contexts": n_contexts}
+    per_relation = {rel: float(correct[:, r].mean()) for r, rel in enumerate(table.relations)}
+    bits = {"bits_stored": float((stored * log_d[None, :]).sum()), "table_bits": table.bits}
+    names = {"missed": missed[:10], "n_missed": len(missed)}
+    return {**accuracy, **loss, "per_relation": per_relation, **bits, **names}
 
 
 def plan(
@@ -297,9 +301,9 @@ def plan(
     scaling_path: str | None = None,
     on_progress: Callable[[int, int, str], None] | None = None,
 ) -> tuple[dict[str, Any], tuple[Params, TransformerConfig] | None]:
-    """Predict the smallest transformer for ``table``; optionally train it (growing it if short) and search
-    the smallest shape that stores it. The library entry of ``factrecall plan``: its arguments are checked
-    here.
+    """Predict the smallest transformer for ``table``; optionally train it (growing it if short; kept only
+    when it holds the criterion in :data:`VERIFY_CONTEXTS` fresh contexts per fact too) and search the
+    smallest shape that stores it. The library entry of ``factrecall plan``: its arguments are checked here.
 
     Returns:
         (the JSON record, the trained (params, config) — ``None`` without ``train``).
@@ -307,7 +311,7 @@ def plan(
     Raises:
         ConfigError: a criterion outside (0, 1], max_tries < 1, a budget below the prediction, unreadable
             scaling data.
-        TrainingError: with ``train``, no shape tried stored the table.
+        TrainingError: with ``train``, no shape tried stored the table (the message names missed facts).
     """
     check(0.0 < criterion <= 1.0, f"criterion must be in (0, 1], got {criterion}")
     check(max_tries >= 1, f"max_tries must be ≥ 1, got {max_tries}")
@@ -322,13 +326,16 @@ def plan(
     job = Job(task, facts, family, recipe, criterion, seed)
     model = None
     if train:
-        attempts, params, cfg = grow(
-            job, best.shape[0], max_tries=max_tries, budget_params=budget_params, on_try=on_progress
-        )
+        verify = functools.partial(evaluate_table, table=table, T=recipe.T, key=jax.random.key(seed + 10_000))
+        tries = {"max_tries": max_tries, "budget_params": budget_params, "on_try": on_progress}
+        attempts, params, cfg = grow(job, best.shape[0], verify=verify, **tries)
         record["attempts"] = [a.record() for a in attempts]
         if params is None or cfg is None or not attempts[-1].stored:
             raise TrainingError(_not_stored(attempts, criterion))
-        record["verified"] = _verified(params, cfg, table, recipe.T, seed)
+        counts, report = param_counts(cfg), verify(params, cfg)
+        sizes = {"params": counts.paper, "attention_params": counts.attention, "mlp_params": counts.mlp}
+        per_param = {"bits_per_param": report["bits_stored"] / counts.paper}
+        record["verified"] = {"shape": shape_record(cfg[:4]), **sizes, **per_param, **report}
         model = (params, cfg)
     if search_smallest:
         d_search, attempts = smallest(job, best.shape[0], on_round=on_progress)
@@ -358,25 +365,14 @@ def _prediction_record(
 
 
 def _not_stored(attempts: list[Attempt], criterion: float) -> str:
-    tried = ", ".join(f"d={a.shape[0]} ({a.accuracy:.4f})" for a in attempts) or "none within the budget"
-    return (
-        f"no shape stored the table at criterion {criterion}: tried {tried}; raise max_tries or "
-        "budget_params, or lower the criterion"
-    )
-
-
-def _verified(params: Params, cfg: TransformerConfig, table: FactTable, T: int, seed: int) -> dict[str, Any]:
-    """The trained model's shape, counts and its evaluation over every fact in fresh contexts."""
-    verified = evaluate_table(params, cfg, table, T=T, key=jax.random.key(seed + 10_000))
-    counts = param_counts(cfg)
-    return {
-        "shape": shape_record(cfg[:4]),
-        "params": counts.paper,
-        "attention_params": counts.attention,
-        "mlp_params": counts.mlp,
-        "bits_per_param": verified["bits_stored"] / counts.paper,
-        **verified,
-    }
+    """Why nothing was stored: each shape tried (accuracy in training, in fresh contexts) and the facts the
+    best verified one missed (up to 10, then how many more)."""
+    tried = ", ".join(a.summary() for a in attempts) or "none within the budget"
+    why = f"no shape stored the table at criterion {criterion}: tried {tried}"
+    if best := max((a for a in attempts if a.n_missed), key=lambda a: a.verified or 0.0, default=None):
+        more = f" and {best.n_missed - len(best.missed)} more" if best.n_missed > len(best.missed) else ""
+        why += f"; d={best.shape[0]} missed {', '.join(best.missed)}{more} in fresh contexts"
+    return why + "; raise max_tries or budget_params, or lower the criterion"
 
 
 def _smallest_record(
