@@ -1,6 +1,8 @@
 """``factrecall plan``, ``query`` and ``attribute``: your own facts (a table of subject, relation, answer).
 
-``plan`` predicts (and with ``--train`` trains) the smallest one-layer transformer that stores a fact table;
+``plan`` predicts (and with ``--train`` trains) the smallest one-layer transformer that stores a fact table
+(a trained model is kept only if it holds the criterion in fresh contexts too, and ``--save`` writes it
+atomically, only then);
 ``query`` answers (subject, relation) pairs with a saved model; ``attribute`` says where a saved model keeps
 its facts (attention, MLP, each head).
 """
@@ -14,6 +16,7 @@ import typer
 
 from factrecall.cli.common import JsonFlag, QuietFlag, emit_json, stdout
 from factrecall.core.errors import check
+from factrecall.core.io import atomic_file
 
 
 def _plan_text(record: dict[str, Any]) -> None:
@@ -31,6 +34,13 @@ def _plan_text(record: dict[str, Any]) -> None:
         f"band {p['band_params'][0]}–{p['band_params'][1]} params (d {p['band_d'][0]}–{p['band_d'][1]})"
         + (" (extrapolated beyond the measured sizes)" if p["extrapolated"] else "")
     )
+    for a in record.get("attempts", []):
+        sh, fresh = a["shape"], a["verified"]
+        stdout.print(
+            f"tried d={sh['d']}, H={sh['H']}, d_h={sh['d_h']}, m={sh['m']}: accuracy {a['accuracy']:.4f} in "
+            "training"
+            + ("" if fresh is None else f", {fresh:.4f} in fresh contexts ({a['n_missed']} facts missed)")
+        )
     if "verified" in record:
         v = record["verified"]
         vs = v["shape"]
@@ -63,13 +73,18 @@ SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the random context
 def plan_cmd(
     facts_file: FactsArg,
     criterion: Annotated[
-        float, typer.Option("--criterion", help="Fraction of (fact, context) pairs to answer correctly.")
+        float,
+        typer.Option(
+            "--criterion",
+            help="Fraction of (fact, context) pairs to answer correctly, in training and in fresh contexts.",
+        ),
     ] = 1.0,
     budget_params: Annotated[
         int | None, typer.Option("--budget-params", help="Largest model (paper's parameter count) allowed.")
     ] = None,
     train: Annotated[
-        bool, typer.Option("--train", help="Train the predicted model; grow it if short.")
+        bool,
+        typer.Option("--train", help="Train the predicted model; grow it while it misses the criterion."),
     ] = False,
     search_smallest: Annotated[
         bool, typer.Option("--search-smallest", help="Also search the smallest shape that stores the table.")
@@ -101,7 +116,8 @@ def plan_cmd(
     )
     record = result.to_dict()
     if save is not None and result.model is not None:
-        models.save(save, result.model)
+        with atomic_file(save) as tmp:
+            models.save(tmp, result.model)
         record["saved"] = str(save)
     if as_json:
         emit_json(record)
