@@ -1,6 +1,7 @@
 """The package is layered: a sub-package imports only from lower ones, a module only from lower modules.
 
-Order of the sub-packages (README "Layout"): core → memories → recall → dynamics → facts → editing → experiments → cli.
+Order of the sub-packages (README "Layout"): core → memories → recall → dynamics → facts → editing →
+experiments → cli.
 Inside a sub-package, :data:`MODULES` gives each module's rank; a module imports only modules of lower rank
 (same sub-package) or of lower sub-packages. Size limits (≤ 400 lines a module, an opening docstring that
 says what it owns) are checked here too.

@@ -218,7 +218,7 @@ def plan(
             seed=seed,
             on_progress=update,
         )
-    model = as_trained(table, *trained, record) if trained is not None else None
+    model = as_trained(table, *trained, record, T=planner.DEFAULT_RECIPE.T) if trained is not None else None
     return Result("plan", {**record, "run": run_info()}, model=model)
 
 

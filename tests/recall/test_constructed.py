@@ -23,7 +23,7 @@ from factrecall.recall.construction_search import build_and_score, construction_
 def test_found_sizes_store_every_fact_in_fresh_contexts(mechanism, S, R, D, seed):
     # 8 contexts per fact, as the construction points (so the programs of test_reproduce_constructions')
     spec = construction_spec(mechanism, S, R, D, d_h=8, memory="pinv", n_contexts=8)
-    result = find_min(spec, (seed,), rel_precision=0.1)
+    result = find_min(spec, (seed,), rel_precision=0.3)
     (d,) = result.d_per_seed
     assert d > 0 and not result.never
     # the search's answer is a size that was tested and stored

@@ -16,7 +16,6 @@ import typer
 
 from factrecall.cli.common import JsonFlag, QuietFlag, emit_json, stdout
 from factrecall.core.errors import check
-from factrecall.core.io import atomic_file
 
 
 def _plan_text(record: dict[str, Any]) -> None:
@@ -116,8 +115,7 @@ def plan_cmd(
     )
     record = result.to_dict()
     if save is not None and result.model is not None:
-        with atomic_file(save) as tmp:
-            models.save(tmp, result.model)
+        models.save(save, result.model)  # atomic
         record["saved"] = str(save)
     if as_json:
         emit_json(record)

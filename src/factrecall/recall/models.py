@@ -25,6 +25,7 @@ import numpy as np
 
 from factrecall.core.base import Array, Int, Key, Params
 from factrecall.core.errors import ConfigError, check
+from factrecall.core.io import atomic_file
 from factrecall.recall.task import RecallTask, sample
 from factrecall.recall.training import Trained, logits_of, score_facts_jit
 from factrecall.recall.transformer import TransformerConfig, param_counts
@@ -99,7 +100,8 @@ def unpad(params: Params, cfg: TransformerConfig) -> Params:
 
 
 def save(path: str | Path, model: Trained) -> None:
-    """Write ``model`` to ``path`` (.npz: params, facts and a JSON ``meta``; see the module docstring)."""
+    """Write ``model`` to ``path`` (.npz: params, facts and a JSON ``meta``; see the module docstring),
+    atomically: a reader sees the old file or the whole new one, and a failed write leaves nothing."""
     meta = {
         "format": FORMAT,
         "version": VERSION,
@@ -108,7 +110,7 @@ def save(path: str | Path, model: Trained) -> None:
         "train": model.info,
     }
     arrays = {f"param/{k}": np.asarray(v, np.float32) for k, v in unpad(model.params, model.cfg).items()}
-    with open(path, "wb") as f:
+    with atomic_file(Path(path)) as tmp, open(tmp, "wb") as f:
         np.savez(f, facts=np.asarray(model.facts, np.int32), meta=np.array(json.dumps(meta)), **arrays)
 
 
