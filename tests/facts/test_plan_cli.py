@@ -150,3 +150,7 @@ def test_saved_model_keeps_the_table_and_plan(saved):
     table = table_of(m)
     assert table.subjects == ("France", "Peru", "Japan", "Chile") and table.answer_of(3, 1) == "South America"
     assert m.info["plan"]["predicted"]["family"] in FAMILIES and m.info["plan"]["criterion"] == 1.0
+    # the sequence length it was trained and verified at, which eval and query then use
+    from factrecall.facts.planner import DEFAULT_RECIPE
+
+    assert m.task.T == DEFAULT_RECIPE.T
