@@ -13,6 +13,7 @@ RUNS_THROUGH = {
     "constructions": (specs.ConstructionPoint, specs.TransformerCapacityPoint),
     "fig5": specs.DynamicsPoint,
     "plateau": specs.DynamicsPoint,
+    "editing": specs.EditingPoint,
 }
 CANNED = {  # what a run returns, enough for the figures' row code
     specs.MemoryCapacityPoint: {"capacity": 1.0},
@@ -26,6 +27,7 @@ CANNED = {  # what a run returns, enough for the figures' row code
         "seconds": 0.0,
         "spec": {"S": 16, "alpha_S": 0.0},
     },
+    specs.EditingPoint: {"N_star": 144, "per_seed": []},
 }
 
 

@@ -71,6 +71,7 @@ def test_figures_is_one_list_in_the_listed_order_and_imports_no_jax():
         "constructions",
         "fig5",
         "plateau",
+        "editing",
     ]
     assert all(name == figure.name for name, figure in reproduce.FIGURES.items())
     code = "import sys, factrecall.experiments.reproduce; assert 'jax' not in sys.modules"

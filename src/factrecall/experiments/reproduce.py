@@ -26,7 +26,7 @@ from factrecall.core.errors import check
 from factrecall.core.io import atomic_write
 from factrecall.core.progress import Update
 from factrecall.experiments.config import SCALES, SweepConfig, check_like, toml_value
-from factrecall.experiments.figures import constructions, dynamics, memories, planner, transformer
+from factrecall.experiments.figures import constructions, dynamics, editing, memories, planner, transformer
 from factrecall.experiments.figures.base import Figure, Point, Row
 from factrecall.experiments.report import draw_figure, figure_rows, write_report
 from factrecall.experiments.store import Store, point_key
@@ -46,10 +46,11 @@ FIGURES: dict[str, Figure] = {
     "constructions": constructions.CONSTRUCTIONS,
     "fig5": dynamics.FIG5,
     "plateau": dynamics.PLATEAU,
+    "editing": editing.EDITING,
 }
 # Figures of our own (not the paper's) run by name only; ``all`` (and so ``make reproduce``) is the
 # paper's figures, which keeps the quick reproduction within minutes.
-BEYOND_PAPER = ("planner-scaling", "attribution-tradeoff")
+BEYOND_PAPER = ("planner-scaling", "attribution-tradeoff", "editing")
 
 
 def _figure(name: str) -> Figure:
