@@ -7,13 +7,17 @@ breaks, the edit-capacity rule (:func:`edit_capacity`) and the fit of edit capac
 N* − N (:func:`slope_fit`).
 
 * **Capacity.** N* is measured, never quoted: the transformer capacity search
-  (:func:`factrecall.recall.capacity.capacity`, S = R = k, every seed must store k², the record's
-  ``capacity``) at the spec's recipe gives k*, and N* = k*².
+  (:func:`factrecall.recall.capacity.capacity`, S = R = k) at the spec's recipe gives each seed's largest
+  stored k² (``capacity_per_seed``); N* is their median (the seeds' capacities spread by tens of percent
+  at quick budgets, and the worst seed's would leave the others half empty at f = 1), k* = round(√N*).
 * **Fill.** At fill ratio f the model stores N = S·R facts with R = k* fixed and S = max(1, round(f·k*)), so
-  N ≈ f·N*; each seed's model is trained on its own random facts (fold_in(key(seed), 1)) at criterion 1.0,
-  all seeds as one program (:func:`factrecall.recall.training.train_seeds`). What each stores before editing
-  is recorded; at f = 1 a model may not store all its facts, and specificity is measured against its own
-  pre-edit answers anyway.
+  N ≈ f·N*; each seed's model is trained on its own random facts (fold_in(key(seed), 1)) by the capacity
+  trials' recipe until every fact is answered in :data:`TRAIN_CONTEXTS` fixed contexts (criterion 1.0;
+  training stops at the first evaluation that passes, and a model that barely passes a capacity trial's
+  2 contexts misses facts, and edits, in fresh ones), all seeds as one program
+  (:func:`factrecall.recall.training.train_seeds`). What each stores before editing is recorded; at f = 1
+  a model may not store all its facts, and specificity is measured against its own pre-edit answers
+  anyway.
 * **Edits.** k = 1, 2, 4, … (k < N, so some facts stay unedited; at most ``max_edits``) random edits
   (:func:`factrecall.editing.edits.random_edits`, seed :func:`edit_seed`), each applied to the unedited model
   and scored (:func:`factrecall.editing.run.edit_record`), until efficacy or specificity falls below the
@@ -48,6 +52,8 @@ if TYPE_CHECKING:
     from factrecall.recall.transformer import TransformerConfig
 
 MODES = ("all-at-once", "sequential")
+# contexts per fact in which a model must answer every fact before editing (its training's stop check)
+TRAIN_CONTEXTS = 32
 # the scores an edit curve keeps from each edit record (the `factrecall edit --json` keys)
 SCORES = (
     "efficacy",
@@ -271,11 +277,12 @@ def run_point(spec: EditingSpec, update: Update | None = None) -> dict[str, Any]
         update(0, 1, "capacity of the shape")
     cap_spec = spec.capacity_spec()
     cap = shape_capacity(cap_spec, seeds)
-    k_star = round(math.sqrt(cap["capacity"]))
+    N_star = int(np.median(cap["capacity_per_seed"]))
+    k_star = round(math.sqrt(N_star))
     check(k_star >= 1, f"the shape d={spec.d}, H={spec.H}, d_h={spec.d_h}, m={spec.m} stores no fact set")
     S, R = fill_sizes(k_star, spec.fill)
     task = recall_task(S, R, spec.D, T=spec.T)
-    recipe = cap_spec.recipe._replace(criterion=1.0)
+    recipe = cap_spec.recipe._replace(criterion=1.0, n_contexts=TRAIN_CONTEXTS)
     validate_recipe(recipe)
     models = trained_models(tc.config_of(cap_spec, task), task, recipe, tuple(spec.lrs), seeds)
     per_seed = []
@@ -289,9 +296,9 @@ def run_point(spec: EditingSpec, update: Update | None = None) -> dict[str, Any]
         "S": S,
         "R": R,
         "N": S * R,
-        "N_star": cap["capacity"],
+        "N_star": N_star,
         "k_star": k_star,
-        "spare": cap["capacity"] - S * R,
+        "spare": N_star - S * R,
         "capacity_per_seed": cap["capacity_per_seed"],
         "params": cap["params"],
         "edit_capacity": capacities,
