@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_paper_mlp.py
 	$(BIN)/python benchmarks/bench_dynamics.py
 	$(BIN)/python benchmarks/bench_transformer.py
+	$(BIN)/python benchmarks/bench_editing.py
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache
