@@ -140,10 +140,19 @@ def _gain(X: np.ndarray, rows: np.ndarray, method: str, ridge: float, C: np.ndar
 
 
 def _closed_form(
-    m: _Model, edits: Sequence[Edit], method: str, site: str, st: EditSettings, key: Key, C, share: float
+    m: _Model,
+    edits: Sequence[Edit],
+    method: str,
+    site: str,
+    st: EditSettings,
+    key: Key,
+    C: np.ndarray | None,
+    share: float,
 ) -> tuple[Params, float]:
-    """One closed-form update of ``site`` for ``edits`` (see the module docstring); the new params and the
-    target search's final loss."""
+    """One closed-form update of ``site`` for ``edits``: W' = W + share·G·Δ, Δ = diag(1/g)·A, with the gain G
+    of ``method`` (``C``: a fixed covariance for rank-one, else the fit rows'), g_e = k̄_e·G_e and A from
+    :func:`~factrecall.editing.sites.solve_targets` on coef = X·G·diag(1/g) (see the module docstring).
+    Returns the new params and the target search's final loss."""
     n = st.fit_contexts
     acts = fact_acts(m.params, m.cfg, m.task, m.facts, n, key)
     X = site_keys(acts, site)
