@@ -83,7 +83,6 @@ def edit_cmd(
 ) -> None:
     """Edit facts of a saved model (closed-form rank-one or batch updates, or fine-tuning) and score it."""
     from factrecall import api
-    from factrecall.core.io import atomic_file
     from factrecall.recall import models
 
     check(
@@ -102,8 +101,7 @@ def edit_cmd(
     )
     record = {**result.to_dict(), "model": str(model_file)}
     if save is not None:
-        with atomic_file(save) as tmp:
-            models.save(tmp, result.model)
+        models.save(save, result.model)  # atomic
         record["saved"] = str(save)
     if as_json:
         emit_json(record)
