@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from factrecall.core.errors import ConfigError, check
-from factrecall.facts.table import FactTable, Row, _lookup, read_rows
+from factrecall.facts.table import FactTable, Row, lookup, read_rows
 
 SUPPORTED = "an edit gives an existing (subject, relation) another answer that the relation already has"
 REFUSED = {
@@ -98,7 +98,7 @@ def _edit_of(row: Row, table: FactTable, source: str) -> Edit:
 
 def _named(where: str, field: str, value: str, names: Sequence[str], of: str = "") -> int:
     try:
-        return _lookup(field + of, value, names)
+        return lookup(field + of, value, names)
     except ConfigError as exc:
         raise ConfigError(f"{where}: field {field!r}: {exc}; {REFUSED[field]}: {SUPPORTED}") from None
 

@@ -122,7 +122,7 @@ class FactTable(NamedTuple):
         Raises:
             ConfigError: an unknown name, with the closest known names.
         """
-        return _lookup("subject", subject, self.subjects), _lookup("relation", relation, self.relations)
+        return lookup("subject", subject, self.subjects), lookup("relation", relation, self.relations)
 
     def summary(self) -> dict[str, object]:
         """Sizes and notes of the table for reports (JSON-ready)."""
@@ -141,7 +141,8 @@ class FactTable(NamedTuple):
         }
 
 
-def _lookup(kind: str, name: str, names: Sequence[str]) -> int:
+def lookup(kind: str, name: str, names: Sequence[str]) -> int:
+    """The index of ``name`` in ``names``; a :class:`ConfigError` naming the closest known names otherwise."""
     try:
         return names.index(name)
     except ValueError:
