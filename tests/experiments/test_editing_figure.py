@@ -56,9 +56,9 @@ def canned(monkeypatch):
 
 def test_points_cover_fills_methods_and_modes_with_three_seeds():
     quick = editing.editing_points("quick")
-    assert len(quick) == 4 * 2 * 2 and {p["fill"] for p in quick} == {0.25, 0.5, 0.75, 1.0}
+    assert len(quick) == 4 * 3 * 2 and {p["fill"] for p in quick} == {0.25, 0.5, 0.75, 1.0}
     assert {(p["method"], p["mode"]) for p in quick} == {
-        (m, mode) for m in ("rank-one", "batch") for mode in ("all-at-once", "sequential")
+        (m, mode) for m in ("rank-one", "batch", "finetune") for mode in ("all-at-once", "sequential")
     }
     assert all(len(p["seeds"]) >= 3 for p in [*quick, *editing.editing_points("paper")])
     assert "editing" in reproduce.BEYOND_PAPER  # run by name, not by `reproduce all`
@@ -76,14 +76,16 @@ def test_figure_draws_data_and_report_and_resumes(tmp_path, canned, monkeypatch)
     assert len(canned) == 5
     monkeypatch.setitem(reproduce.FIGURES, "editing", editing.EDITING)
     report = reproduce.run("editing", out=tmp_path, quiet=True).read_text()
-    assert len(canned) == 16  # the five finished points were not run again
+    assert len(canned) == 24  # the five finished points were not run again
     with Store(tmp_path / "results.db") as store:
-        assert len(store.rows(sweep="editing", status="done")) == 16
+        assert len(store.rows(sweep="editing", status="done")) == 24
     for name in ("editing.png", "editing.pdf", "editing.csv", "editing.json", "editing_curves.csv"):
         assert (tmp_path / name).stat().st_size > 0, name
     with open(tmp_path / "editing_curves.csv") as f:
         curves = list(csv.DictReader(f))
-    assert {c["method"] for c in curves} == {"rank-one", "batch"} and {c["seed"] for c in curves} == {
+    assert {c["method"] for c in curves} == {"rank-one", "batch", "finetune"} and {
+        c["seed"] for c in curves
+    } == {
         "0",
         "1",
         "2",
@@ -98,5 +100,5 @@ def test_comparison_says_when_edit_capacity_does_not_track_spare_capacity():
     for point in editing.editing_points("quick"):
         rows.append({**point, **_canned(point, lambda spare: 8 if spare in (0, 108) else 2)})  # a U
     fits = [c for c in editing.compare_editing(rows) if c["quantity"].startswith("slope")]
-    assert len(fits) == 4 and all("does not track it (band includes 0)" in c["quantity"] for c in fits)
+    assert len(fits) == 6 and all("does not track it (band includes 0)" in c["quantity"] for c in fits)
     assert all(c["paper"] is None and abs(c["ours"]) < 0.05 for c in fits)
