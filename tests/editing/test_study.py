@@ -1,9 +1,10 @@
 """The editing study: the edit-capacity rule (censored or not), the sizes of a fill ratio, the edit counts,
-the slope fit and its verdict, the point's checks, and the study run end to end on the suite's tiny shapes
-(tests/conftest.py: the tiny trained model and the tiny capacity point, so their programs are shared)."""
+the slope fit and its verdict, the point's checks, and the study run end to end on shapes other tests train
+(the editing tests' model, the suite's tiny capacity point), so their programs are shared."""
 
 import math
 
+import jax
 import numpy as np
 import pytest
 
@@ -91,10 +92,23 @@ def test_point_defaults_are_the_specs_and_values_only_edit_without_mlp():
     assert point.capacity_spec().T == point.T == 8 and point.capacity_spec().scaling == "linear"
 
 
+@pytest.fixture(scope="module")
+def edit_model():
+    """The editing tests' model (tests/editing/test_methods.py: the suite's tiny transformer at D = 8, trained
+    by the tiny recipe; the same program): at D = 2 facts sharing an answer share their MLP key."""
+    from factrecall.recall import training
+    from factrecall.recall.task import facts_random
+
+    task, cfg = training.task_and_config(4, 4, 8, 6, 16, 2, 4, 16)
+    recipe = training.Recipe(1024, 128, training.EVAL_EVERY, 1.0)
+    facts = facts_random(task, key=jax.random.fold_in(jax.random.key(0), 1))
+    return training.train(cfg, task, facts, recipe, (1e-2, 3e-2), seed=0)
+
+
 @pytest.mark.parametrize("mode", ["all-at-once", "sequential"])
-def test_edit_curve_doubles_k_until_the_model_breaks(tiny_model, mode):
+def test_edit_curve_doubles_k_until_the_model_breaks(edit_model, mode):
     spec = study.EditingSpec(method="rank-one", mode=mode)
-    curve = study.edit_curve(tiny_model, spec)  # the suite's tiny model: S·R = 16 facts, k < 16
+    curve = study.edit_curve(edit_model, spec)  # S·R = 16 facts: k < 16
     ks = [c["k"] for c in curve]
     assert ks == [1, 2, 4, 8][: len(ks)] and ks
     assert all(study.passes(c, 0.99) for c in curve[:-1])  # it stops at the first k not absorbed
