@@ -6,7 +6,8 @@ A reference implementation of *Understanding Factual Recall in Transformers via 
 The package is layered (``tests/test_layers.py``): ``core`` (engine, search, bounds, the paper's constants)
 → ``memories`` (associative memories and their capacity) → ``recall`` (the factual-recall task and the
 one-layer transformer) → ``dynamics`` (training dynamics) → ``facts`` (users' fact tables, the planner) →
-``experiments`` (the experiments' specs, sweeps, the results store, figures, the report) → ``cli``.
+``editing`` (edits of the memories) → ``experiments`` (the experiments' specs, sweeps, the results store,
+figures, the report) → ``cli``.
 
 The calls a researcher makes from a notebook are re-exported here from :mod:`factrecall.api`
 (``factrecall.memory_capacity(...)``, ``factrecall.train_transformer(...)``, ...); they are imported on
@@ -26,6 +27,7 @@ API = (
     "attribute",
     "construct",
     "edit",
+    "editing_study",
     "training_dynamics",
     "evaluate",
     "load",

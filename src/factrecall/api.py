@@ -173,6 +173,16 @@ def construct(*, find_min: bool = False, progress: bool = False, **fields: Any) 
     return _run("construct", point, progress)
 
 
+def editing_study(*, progress: bool = False, **fields: Any) -> Result:
+    """One point of the editing study (beyond the paper), as one point of ``factrecall reproduce editing``: a
+    shape filled to f·N* facts (N* measured), edited k = 1, 2, 4, … times until it breaks; per seed its edit
+    curve and edit capacity. ``**fields``: any field of
+    :class:`~factrecall.experiments.specs.EditingPoint`."""
+    from factrecall.experiments.specs import EditingPoint
+
+    return _run("editing_study", _build(EditingPoint, fields), progress, spec=False)
+
+
 def training_dynamics(*, progress: bool = False, **fields: Any) -> Result:
     """One training trajectory (paper §5, Figure 5): the loss split by relation and subject, its stages and
     transitions. The record is what ``factrecall dynamics`` writes to ``dynamics.json`` (curves included).

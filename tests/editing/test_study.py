@@ -8,9 +8,11 @@ import jax
 import numpy as np
 import pytest
 
+import factrecall
 from factrecall.core.errors import ConfigError
 from factrecall.editing import study
 from factrecall.experiments import specs
+from factrecall.experiments.specs import EditingPoint, build
 
 OK = {"efficacy": 1.0, "specificity": 0.995}
 BROKEN = {"efficacy": 1.0, "specificity": 0.98}
@@ -140,3 +142,13 @@ def test_a_point_measures_the_capacity_fills_and_edits(tmp_path, tiny_capacity):
     assert [c["k"] for c in seed["curve"]] in ([1], [1, 2]) and 0 <= seed["facts_stored"] <= 1
     assert (seed["edit_capacity"], seed["censored"]) == tuple(study.edit_capacity(seed["curve"]))
     assert record["edit_capacity"] == [seed["edit_capacity"]] and row["point"]["fill"] == 1.0
+    # the Python API runs the same point (its capacity and models come from this process's caches)
+    again = factrecall.editing_study(**fields)
+    assert again.point == build(EditingPoint, fields)
+    scores = [
+        [{k: c[k] for k in ("k", "efficacy", "specificity")} for c in s["curve"]] for s in record["per_seed"]
+    ]
+    assert (again["N_star"], again["edit_capacity"]) == (4, record["edit_capacity"])
+    assert [
+        [{k: c[k] for k in ("k", "efficacy", "specificity")} for c in s["curve"]] for s in again["per_seed"]
+    ] == (scores)
