@@ -27,7 +27,7 @@ configs: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks conftest.py
 	$(BIN)/ruff format --check src tests benchmarks conftest.py
-	$(BIN)/python -m pytest -q -n logical --durations=15
+	$(BIN)/python -m pytest -q -n logical --dist loadscope --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks conftest.py
