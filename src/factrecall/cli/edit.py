@@ -33,7 +33,8 @@ def _edit_text(record: dict[str, Any]) -> None:
     title = f"edit: {record['n_edits']} fact(s), {record['method']} at {record['where']}" + (
         " (sequential)" if record["sequential"] else ""
     )
-    table = Table(title=title, show_header=True, header_style="bold")
+    stdout.print(title)  # above the table: a table title wraps at the table's narrow width
+    table = Table(show_header=True, header_style="bold")
     table.add_column("quantity")
     table.add_column("value", justify="right")
     for key in SUMMARY:
