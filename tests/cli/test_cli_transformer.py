@@ -29,8 +29,9 @@ def run_cli(capsys, *argv):
 def test_train_save_and_eval(capsys, tmp_path, tiny, tiny_model):
     fields, tiny_flags, params = tiny  # the suite's tiny transformer (tests/conftest.py)
     path = tmp_path / "model.npz"
-    code, out, err = run_cli(capsys, "train", "transformer", *tiny_flags, "--save", str(path), "--json")
-    assert code == 0, err
+    argv = ("train", "transformer", *tiny_flags, "--save", str(path), "--json", "--quiet")
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 0 and err == "", err  # --quiet: no progress bar on stderr
     record = json.loads(out)
     assert TRAIN_KEYS <= set(record)
     assert record["facts"] == 16 and record["params"] == params == 4 * 2 * 4 * 16 + 2 * 16 * 16

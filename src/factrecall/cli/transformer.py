@@ -22,6 +22,7 @@ from factrecall.cli.common import (
     JsonFlag,
     LrOpt,
     MlpWidthOpt,
+    QuietFlag,
     RelationsOpt,
     SubjectsOpt,
     build,
@@ -57,8 +58,10 @@ def train_transformer(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the facts, init and batches.")] = TRAIN.seed,
     save: Annotated[Path | None, typer.Option("--save", help="Write the model (.npz) here.")] = None,
     as_json: JsonFlag = False,
+    quiet: QuietFlag = False,
 ) -> None:
     """Train a one-layer transformer on the factual-recall task; report accuracy over every fact."""
+    from factrecall.core.progress import bar
     from factrecall.recall import models
 
     point = build(TransformerTrainPoint, locals())
@@ -66,7 +69,8 @@ def train_transformer(
         save is None or save.parent.is_dir(),
         f"--save: folder {str(save.parent) if save else ''!r} does not exist",
     )
-    model = point.train()
+    with bar(f"train transformer d={d} H={H} d_h={d_h} m={m}", quiet=quiet) as update:
+        model = point.train(update)
     record = point.report(model)
     if save is not None:
         models.save(save, model)
