@@ -48,3 +48,13 @@ def test_the_registry_names_each_sweepable_experiment_and_what_it_measures():
         "editing",
     ]
     assert all(issubclass(m, specs.Point) and m.DESCRIPTION for m in specs.EXPERIMENTS.values())
+
+
+def test_a_point_model_must_define_its_spec_and_run():
+    from factrecall.experiments.specs import Point
+
+    class Incomplete(Point):
+        pass
+
+    with pytest.raises(TypeError, match="abstract"):
+        Incomplete()

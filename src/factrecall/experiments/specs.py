@@ -14,6 +14,7 @@ Paper: §3 (memories), §4 (transformers and constructions), §5 (dynamics), edi
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
 
@@ -35,7 +36,8 @@ P = TypeVar("P", bound="Point")
 
 class Point(BaseModel):
     """One run of an experiment: its fields are the spec; building it validates it (once). A subclass
-    defines :meth:`make_spec` (the library's spec, validated by the library) and :meth:`run`."""
+    defines :meth:`make_spec` (the library's spec, validated by the library) and :meth:`run` (abstract here:
+    pydantic's model class is an ABC, so a point model without them cannot be built)."""
 
     model_config = FROZEN
 
@@ -47,9 +49,9 @@ class Point(BaseModel):
         self._spec = self.make_spec()
         return self
 
+    @abstractmethod
     def make_spec(self) -> Any:
         """The library's spec of this point; raises :class:`ConfigError` naming what is invalid."""
-        raise NotImplementedError
 
     @property
     def spec(self) -> Any:
@@ -58,9 +60,9 @@ class Point(BaseModel):
             self._spec = self.make_spec()
         return self._spec
 
+    @abstractmethod
     def run(self, update: Update | None = None) -> dict[str, Any]:
         """Compute the point; ``update(done, total, status)`` reports progress. Returns its JSON record."""
-        raise NotImplementedError
 
 
 def build(
