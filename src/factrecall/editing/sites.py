@@ -7,7 +7,8 @@ z = k·W2 ∈ R^d; the logits are unembed·(h + z). Row-vector convention throug
 * site ``mlp``: key k ∈ R^m, weight W = W2 (m × d), value z = k·W2;
 * site ``values``: key u ∈ R^{H·d_h}, weight W = O (H·d_h × d), value h = u·O (the MLP's input).
 
-Editing W leaves the site's own keys unchanged (they are computed before W). Owns: every fact's activations
+Editing W leaves the site's own keys unchanged (they are computed before W). The activations are the forward
+pass's own (:func:`factrecall.recall.transformer.activations`). Owns: every fact's activations
 in fresh contexts (:func:`fact_acts`, one compiled program per shape), the key covariance
 (:func:`covariance`), the logits with a vector added at a site's output (:func:`logits_with`) and the
 target search (:func:`solve_targets`: Adam on the added vectors, compiled with ``lax.scan``).
@@ -30,29 +31,11 @@ from factrecall.core.base import Array, Float, Int, Key, Params
 from factrecall.core.engine import cross_entropy
 from factrecall.recall.task import RecallTask, every_fact
 from factrecall.recall.training import EVAL_CHUNK
-from factrecall.recall.transformer import TransformerConfig, attention
+from factrecall.recall.transformer import Activations as Acts
+from factrecall.recall.transformer import TransformerConfig, activations
 
 SITES = ("mlp", "values")
 WEIGHT = {"mlp": "W2", "values": "O"}  # the weight matrix W of each site
-
-
-class Acts(NamedTuple):
-    """A batch's activations: the keys of both sites, the MLP's input h and the logits."""
-
-    u: Float[Array, "B Hd_h"]  # heads' outputs concat_h(o_h): the key of ``values``
-    h: Float[Array, "B d"]  # attention output u·O
-    k: Float[Array, "B m"]  # MLP hidden activations relu(h·W1 + b1): the key of ``mlp``
-    logits: Float[Array, "B n_out"]
-
-
-def activations(params: Params, tokens: Int[Array, " T"], kind: str = "softmax") -> Acts:
-    """The activations of one sequence (the forward pass of :mod:`factrecall.recall.transformer`):
-    u = concat_h(o_h), h = u·O, k = relu(h·W1 + b1), logits = unembed·(h + k·W2)."""
-    _, o = attention(params, params["wte"][tokens], kind)
-    u = o.reshape(-1)
-    h = u @ params["O"]
-    k = jax.nn.relu(h @ params["W1"] + params["b1"])
-    return Acts(u, h, k, params["unembed"] @ (h + k @ params["W2"]))
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2, 4))

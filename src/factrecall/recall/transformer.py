@@ -172,6 +172,38 @@ def attention(
     return a, jnp.einsum("hd,hde->he", a @ x, params["V"])
 
 
+class Activations(NamedTuple):
+    """One sequence's activations: the keys and values of the two associative memories, and the logits."""
+
+    u: Float[Array, " Hd_h"]  # the heads' outputs concat_h(o_h): what O reads
+    h: Float[Array, " d"]  # the attention output u·O: what the MLP reads
+    k: Float[Array, " m"]  # the MLP's hidden activations relu(h·W1 + b1) (zeros when the MLP is ablated)
+    logits: Float[Array, " n_out"]
+
+
+def activations(
+    params: Params,
+    tokens: Int[Array, " T"],
+    *,
+    kind: str = "softmax",
+    head_mask: Float[Array, " H"] | None = None,
+    use_mlp: bool = True,
+) -> Activations:
+    """The forward pass of one sequence with its intermediate activations (see :func:`forward`)."""
+    x = params["wte"][tokens]
+    _, o = attention(params, x, kind)
+    if head_mask is not None:
+        o = o * head_mask[:, None]
+    u = o.reshape(-1)
+    h = u @ params["O"]
+    k = jnp.zeros((params["W1"].shape[1],), h.dtype)
+    y = h
+    if use_mlp and params["W1"].shape[1] > 0:
+        k = jax.nn.relu(h @ params["W1"] + params["b1"])
+        y = h + k @ params["W2"]
+    return Activations(u, h, k, params["unembed"] @ y)
+
+
 def forward(
     params: Params,
     tokens: Int[Array, " T"],
@@ -189,15 +221,7 @@ def forward(
         head_mask: multiply each head's output by this (1 keeps, 0 ablates the head's value/output path).
         use_mlp: ``False`` ablates the MLP (z = 0).
     """
-    x = params["wte"][tokens]
-    _, o = attention(params, x, kind)
-    if head_mask is not None:
-        o = o * head_mask[:, None]
-    h = o.reshape(-1) @ params["O"]
-    y = h
-    if use_mlp and params["W1"].shape[1] > 0:
-        y = h + jax.nn.relu(h @ params["W1"] + params["b1"]) @ params["W2"]
-    return params["unembed"] @ y
+    return activations(params, tokens, kind=kind, head_mask=head_mask, use_mlp=use_mlp).logits
 
 
 @functools.cache
