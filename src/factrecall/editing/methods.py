@@ -58,7 +58,7 @@ from factrecall.editing.sites import (
 )
 from factrecall.facts.queries import table_of
 from factrecall.recall.task import RecallTask, every_fact, sample
-from factrecall.recall.training import Trained
+from factrecall.recall.training import Trained, exact_fraction
 from factrecall.recall.transformer import TransformerConfig, forward
 
 METHODS = ("rank-one", "batch", "finetune")
@@ -205,15 +205,21 @@ def _closed_forms(
     return m.params, {"target_loss": max(losses)}
 
 
+def _edited_logits(cfg: TransformerConfig, task: RecallTask, n: int, p: Params, data: Any, key: Key):
+    """The logits of the edited facts in n contexts drawn from ``key`` (rows context-major), and their new
+    answers."""
+    tokens = every_fact(task, data["facts"], n, key=key).tokens
+    rows = fact_rows(task, data["s"], data["r"], n).ravel()
+    logits = jax.vmap(lambda t: forward(p, t, kind=cfg.attention))(tokens[rows])
+    return logits, jnp.tile(data["new"], n)
+
+
 def _finetune_loss(
     cfg: TransformerConfig, task: RecallTask, n: int, replay: int, trained: Params, data: Any, key: Key
 ) -> Array:
     """Cross-entropy of the new answers on n fresh contexts of each edited fact (+ a replayed batch)."""
     p = {**data["rest"], **trained}
-    tokens = every_fact(task, data["facts"], n, key=key).tokens
-    rows = fact_rows(task, data["s"], data["r"], n).ravel()
-    labels = jnp.tile(data["new"], n)
-    loss = cross_entropy(jax.vmap(lambda t: forward(p, t, kind=cfg.attention))(tokens[rows]), labels)
+    loss = cross_entropy(*_edited_logits(cfg, task, n, p, data, key))
     if replay:
         seqs = sample(task, data["facts"], replay, key=jax.random.fold_in(key, 1))
         logits = jax.vmap(lambda t: forward(p, t, kind=cfg.attention))(seqs.tokens)
@@ -223,12 +229,9 @@ def _finetune_loss(
 
 def _finetune_eval(cfg: TransformerConfig, task: RecallTask, n: int, trained: Params, data: Any) -> dict:
     """Efficacy on the fixed evaluation contexts: exactly 1.0 when every (edit, context) is answered."""
-    p = {**data["rest"], **trained}
-    tokens = every_fact(task, data["facts"], n, key=data["eval_key"]).tokens
-    rows = fact_rows(task, data["s"], data["r"], n).ravel()
-    logits = jax.vmap(lambda t: forward(p, t, kind=cfg.attention))(tokens[rows])
-    hit = jnp.argmax(logits, axis=-1) == jnp.tile(data["new"], n)
-    return {"efficacy": jnp.where(jnp.all(hit), 1.0, jnp.mean(hit))}
+    logits, labels = _edited_logits(cfg, task, n, {**data["rest"], **trained}, data, data["eval_key"])
+    hit = jnp.argmax(logits, axis=-1) == labels
+    return {"efficacy": exact_fraction(jnp.sum(hit), hit.shape[0])}
 
 
 @functools.cache

@@ -12,7 +12,6 @@ Paper: §4, Figure 4 (facts ∝ parameters); SPEC §8 (capacity planner), §2 (e
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -326,13 +325,19 @@ def plan(
     job = Job(task, facts, family, recipe, criterion, seed)
     model = None
     if train:
-        verify = functools.partial(evaluate_table, table=table, T=recipe.T, key=jax.random.key(seed + 10_000))
+        reports: list[dict[str, Any]] = []  # each attempt's verification; the last is the kept model's
+
+        def verify(params: Params, cfg: TransformerConfig) -> dict[str, Any]:
+            key = jax.random.key(seed + 10_000)
+            reports.append(evaluate_table(params, cfg, table=table, T=recipe.T, key=key))
+            return reports[-1]
+
         tries = {"max_tries": max_tries, "budget_params": budget_params, "on_try": on_progress}
         attempts, params, cfg = grow(job, best.shape[0], verify=verify, **tries)
         record["attempts"] = [a.record() for a in attempts]
         if params is None or cfg is None or not attempts[-1].stored:
             raise TrainingError(_not_stored(attempts, criterion))
-        counts, report = param_counts(cfg), verify(params, cfg)
+        counts, report = param_counts(cfg), reports[-1]
         sizes = {"params": counts.paper, "attention_params": counts.attention, "mlp_params": counts.mlp}
         per_param = {"bits_per_param": report["bits_stored"] / counts.paper}
         record["verified"] = {"shape": shape_record(cfg[:4]), **sizes, **per_param, **report}

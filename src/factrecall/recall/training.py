@@ -89,8 +89,8 @@ def score_facts(
     hit = (jnp.argmax(logits, axis=-1) == batch.labels).astype(jnp.int32)
     per_fact = hit.reshape(n_contexts, task.S, task.R).sum(axis=0)
     return FactScores(
-        fact_accuracy=_fraction(jnp.sum(hit), hit.shape[0]),
-        facts_stored=_fraction(jnp.sum(per_fact == n_contexts), task.n_facts),
+        fact_accuracy=exact_fraction(jnp.sum(hit), hit.shape[0]),
+        facts_stored=exact_fraction(jnp.sum(per_fact == n_contexts), task.n_facts),
         fact_loss=cross_entropy(logits, batch.labels),
         correct=per_fact / n_contexts,
         n_correct=jnp.sum(hit),
@@ -102,7 +102,7 @@ def score_facts(
 score_facts_jit = jax.jit(score_facts, static_argnums=(1, 2, 4))
 
 
-def _fraction(count: Int[Array, ""], total: int) -> Float[Array, ""]:
+def exact_fraction(count: Int[Array, ""], total: int) -> Float[Array, ""]:
     """count / total in float32, exactly 1.0 when count == total (XLA may divide by multiplying by 1/total,
     which turns n·(1/n) into 0.99999994 and would miss a criterion of 1.0)."""
     return jnp.where(count == total, 1.0, count.astype(jnp.float32) / total)
