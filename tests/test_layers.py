@@ -30,6 +30,7 @@ MODULES = {
         "search": 1,
         "engine": 2,
         "runs": 3,
+        "queue": 4,
     },
     "memories": {
         "targets": 0,

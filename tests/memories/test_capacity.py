@@ -6,10 +6,11 @@ import pytest
 
 from factrecall.core import bounds
 from factrecall.core.errors import ConfigError, TrainingError
+from factrecall.core.queue import decided
 from factrecall.core.search import Trial
 from factrecall.memories import trials
 from factrecall.memories.capacity import capacity
-from factrecall.memories.queue import _decided
+from factrecall.memories.queue import MemoryFamily
 from factrecall.memories.spec import (
     LINEAR_LRS,
     MLP_PATIENCE,
@@ -172,8 +173,8 @@ def test_a_trial_keeps_the_rate_of_the_one_rule():
 
 def test_a_queued_trial_is_decided_by_the_first_success_or_when_all_runs_stopped():
     spec = recipe("mlp", 4, 4)
-    assert _decided(spec, 0, 9, {2: (0.5, False, 64)}) is None  # other rates still running
-    t = _decided(spec, 0, 9, {2: (1.0, False, 64)})  # a success decides at once
+    assert decided(MemoryFamily(spec), 0, 9, {2: (0.5, False, 64)}) is None  # other rates still running
+    t = decided(MemoryFamily(spec), 0, 9, {2: (1.0, False, 64)})  # a success decides at once
     assert t.stored and t.lr == spec.lrs[2]
-    t = _decided(spec, 0, 9, {2: (0.6, False, 64), 0: (0.6, False, 32), 1: (0.5, True, 16)})
+    t = decided(MemoryFamily(spec), 0, 9, {2: (0.6, False, 64), 0: (0.6, False, 32), 1: (0.5, True, 16)})
     assert not t.stored and t.lr == spec.lrs[0] and t.steps == 32 and t.diverged == 1

@@ -1,16 +1,10 @@
-"""The work-queue schedule of a capacity search (trained MLP memories, whose failing trials cost the whole
-step budget): runs share a fixed number of slots, refilled as runs stop.
+"""The trials of a trained MLP memory's capacity search as a :class:`~factrecall.core.queue.Family` of the
+work queue (:mod:`factrecall.core.queue`): failing trials cost the whole step budget, so runs share slots
+refilled as runs stop.
 
-Each seed searches on its own (:class:`~factrecall.core.search.Bracket`): its trial at N queues one run per
-learning rate; a trial is decided as soon as one run reaches the criterion (its other runs are dropped,
-queued or running) or when all its runs have stopped. Between spans of steps
-(:func:`factrecall.core.runs.advance_runs`) stopped runs leave their slots and queued runs take them, so
-the batch stays full: a seed whose trial succeeded early starts its next trial while another seed's
-failing trial is still running, and no slot is spent on padding rows or on repeating a round's slowest
-trial. Every slot's problem is padded to one size (the bucket of the largest N running).
-
-Nothing depends on timing: the schedule, and so every number, is a function of the spec, the seeds and the
-device count.
+The pad is the tightest padded row count of the largest N running (:func:`~factrecall.memories.trials.
+padded_size`), with hysteresis: it changes when it must grow, or when it could shrink by more than 15%
+(a shape change recompiles). Patience stops only runs stuck below :func:`stall_below`.
 
 Paper: §3 (Figure 1, MLP memories); SPEC §1.4.
 """
@@ -21,29 +15,19 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-
-from factrecall.core.runs import Runs, advance_runs, start_runs
-from factrecall.core.search import Bracket, Trial, largest, status_line
-from factrecall.memories.models import MemoryData
+from factrecall.core import queue
+from factrecall.core.base import Key, Params
+from factrecall.core.search import Trial
 from factrecall.memories.spec import MLP_FIRST_STEP, MemorySpec, memory_model, settings
 from factrecall.memories.trials import (
     decide,
     memory_problem,
     padded_size,
     row_limit,
-    stack,
     trial_data,
     trial_key,
     trial_params,
 )
-
-Slot = tuple[int, int, int]
-"""A run: (seed, N, index of its learning rate in the grid)."""
-Outcome = tuple[float, bool, int]
-"""A stopped run: (best accuracy, diverged, steps)."""
 
 
 def stall_below(spec: MemorySpec, N: int) -> float:
@@ -58,120 +42,37 @@ def stall_below(spec: MemorySpec, N: int) -> float:
     return spec.criterion - max(spec.patience_margin, 2.0 / N)
 
 
-class RunQueue:
-    """Runs of a capacity search in ``n_slots`` slots, advanced ``span`` steps at a time (see the module).
+class MemoryFamily:
+    """The queue's view of ``spec``'s trials (see :class:`factrecall.core.queue.Family`)."""
 
-    ``queue`` holds the runs waiting for a slot, in order; :meth:`advance` places them, runs one span and
-    returns the runs that stopped; :meth:`drop` forgets a decided trial's other runs.
-    """
+    first_step = MLP_FIRST_STEP
 
-    def __init__(self, spec: MemorySpec, n_slots: int, span: int):
-        self.spec, self.K, self.span = spec, n_slots, span
+    def __init__(self, spec: MemorySpec):
+        self.spec, self.lrs, self.criterion = spec, spec.lrs, spec.criterion
         self.model = memory_model(spec)
         self.problem = memory_problem(self.model, spec.top_k)
         self.settings = settings(spec)
-        self.slots: list[Slot | None] = [None] * n_slots
-        self.queue: list[Slot] = []
-        self.host: Runs | None = None
-        self.n_pad = 0
-        self._cache: dict[tuple[int, int, int], MemoryData] = {}
-        self._batch: tuple[tuple[list, int], tuple[Any, ...]] | None = None  # the last stacked slots
 
-    def _data(self, seed: int, N: int) -> MemoryData:
-        if (seed, N, self.n_pad) not in self._cache:
-            self._cache = {k: v for k, v in self._cache.items() if k[2] == self.n_pad}
-            self._cache[seed, N, self.n_pad] = trial_data(self.spec, self.n_pad, seed, N)
-        return self._cache[seed, N, self.n_pad]
+    def repad(self, N: int, pad: int) -> int:
+        top = row_limit(self.spec, padded_size(N))
+        return top if top > pad or top < 0.85 * pad else pad
 
-    def _compact(self) -> None:
-        """Shrink to the slots needed (a multiple of the device count) when at most half are."""
-        busy = [x for x in self.slots if x is not None]
-        n_dev = jax.device_count()
-        need = n_dev * max(1, math.ceil((len(busy) + len(self.queue)) / n_dev))
-        if need > self.K // 2:
-            return
-        keep = [i for i, x in enumerate(self.slots) if x is not None]
-        if not keep:
-            self.host = None
-        elif self.host is not None:
-            self.host = jax.tree_util.tree_map(lambda a: a[keep + [keep[0]] * (need - len(keep))], self.host)
-        self.K, self.slots = need, busy + [None] * (need - len(busy))
+    def data(self, seed: int, N: int, pad: int) -> Any:
+        return trial_data(self.spec, pad, seed, N)
 
-    def _place(self) -> None:
-        """Compact the slots, give free slots to queued runs, size the padding, start the new runs."""
-        self._compact()
-        fresh = []
-        for i in range(self.K):
-            if self.slots[i] is None and self.queue:
-                self.slots[i] = self.queue.pop(0)
-                fresh.append(i)
-        top = row_limit(self.spec, padded_size(max(x[1] for x in self.slots if x is not None)))
-        if top > self.n_pad or top < 0.85 * self.n_pad:  # hysteresis: a shape change recompiles
-            self.n_pad = top
-        if fresh:
-            self._start(fresh)
-        for i, x in enumerate(self.slots):
-            if x is None:
-                self.host.active[i] = False
+    def params(self, seed: int, N: int) -> Params:
+        return trial_params(self.model, seed, N)
 
-    def _start(self, idx: list[int]) -> None:
-        """Fresh state for the runs just placed in slots ``idx``."""
-        params = stack([trial_params(self.model, *self.slots[i][:2]) for i in idx])
-        lrs = jnp.asarray([self.spec.lrs[self.slots[i][2]] for i in idx])
-        new = jax.tree_util.tree_map(np.array, jax.device_get(start_runs(self.settings, params, lrs)))
-        if self.host is None:  # every slot starts as a copy of the first new run
-            self.host = jax.tree_util.tree_map(lambda a: np.repeat(a[:1], self.K, axis=0), new)
+    def key(self, seed: int, N: int) -> Key:
+        return trial_key(seed, N)
 
-        def put(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-            a[idx] = b
-            return a
+    def stall_below(self, N: int) -> float:
+        return stall_below(self.spec, N)
 
-        self.host = jax.tree_util.tree_map(put, self.host, new)
-
-    def _inputs(self) -> tuple[Any, ...]:
-        """(data, lrs, keys, stall_below) of the slots, stacked; restacked only when the slots changed."""
-        rows = [x if x is not None else next(y for y in self.slots if y is not None) for x in self.slots]
-        if self._batch is None or self._batch[0] != (rows, self.n_pad):
-            data = stack([self._data(s, N) for s, N, _ in rows])
-            keys = jnp.stack([trial_key(s, N) for s, N, _ in rows])
-            lrs = jnp.asarray([self.spec.lrs[j] for _, _, j in rows])
-            below = jnp.asarray([stall_below(self.spec, N) for _, N, _ in rows])
-            self._batch = ((rows, self.n_pad), (data, lrs, keys, below))
-        return self._batch[1]
-
-    def advance(self) -> list[tuple[Slot, Outcome]]:
-        """Run one span; return each run that stopped, with (best metric, diverged, steps)."""
-        self._place()
-        data, lrs, keys, below = self._inputs()
-        runs = advance_runs(self.problem, self.settings, self.host, data, lrs, keys, self.span, below)
-        self.host = h = jax.tree_util.tree_map(np.array, jax.device_get(runs))
-        stopped = []
-        for i, x in enumerate(self.slots):
-            if x is not None and not h.active[i]:
-                stopped.append((x, (float(h.best[i]), bool(h.diverged[i]), int(h.step[i]))))
-                self.slots[i] = None
-        return stopped
-
-    def drop(self, seed: int) -> None:
-        """Forget the queued and running runs of ``seed``'s current trial (it is decided)."""
-        self.queue = [x for x in self.queue if x[0] != seed]
-        self.slots = [None if x is not None and x[0] == seed else x for x in self.slots]
-
-
-def _decided(spec: MemorySpec, seed: int, N: int, results: dict[int, Outcome]) -> Trial | None:
-    """The trial of (seed, N) once decided (a run reached the criterion, or all stopped), else ``None``."""
-    if len(results) < len(spec.lrs) and not any(r[0] >= spec.criterion for r in results.values()):
-        return None
-    done = sorted(results)  # grid order
-    return decide(
-        spec,
-        seed,
-        N,
-        [spec.lrs[j] for j in done],
-        [results[j][0] for j in done],
-        [results[j][1] for j in done],
-        [results[j][2] for j in done],
-    )
+    def decide(
+        self, seed: int, N: int, lrs: list[float], best: list[float], diverged: list[bool], steps: list[int]
+    ) -> Trial:
+        return decide(self.spec, seed, N, lrs, best, diverged, steps)
 
 
 def search_queued(
@@ -184,36 +85,7 @@ def search_queued(
     on_round: Callable[[int, int, str], None] | None,
     n_slots: int | None = None,
 ) -> tuple[tuple[int, ...], bool, tuple[Trial, ...]]:
-    """:func:`~factrecall.core.search.search_largest` on a work queue of runs (see :class:`RunQueue`).
-
-    Same brackets, same stopping rule, same result types; a trial is one (seed, N) over the lr grid, and
-    ``on_round`` is called after each decided trial. The slots default to one per run of every seed's
-    trial, rounded up to the device count; a span is 8 evaluation periods.
-    """
-    L = len(spec.lrs)
-    n_dev = jax.device_count()
-    runner = RunQueue(spec, n_slots or n_dev * math.ceil(len(seeds) * L / n_dev), 8 * spec.eval_every)
-    brackets = {s: Bracket(guess, n_max, rel_precision, MLP_FIRST_STEP) for s in seeds}
-    current: dict[int, tuple[int, dict[int, Outcome]]] = {}
-    trials: list[Trial] = []
-    while True:
-        for s in seeds:
-            if s not in current and not brackets[s].done:
-                current[s] = (brackets[s].next, {})
-                runner.queue.extend((s, brackets[s].next, j) for j in range(L))
-        if not current:
-            break
-        for (s, _, j), outcome in runner.advance():
-            current[s][1][j] = outcome
-        for s in [s for s in seeds if s in current]:
-            trial = _decided(spec, s, *current[s])
-            if trial is None:
-                continue
-            runner.drop(s)
-            trials.append(trial)
-            brackets[s].update(trial.N, trial.stored)
-            del current[s]
-            if on_round is not None:
-                left = sum(b.rounds_left() for b in brackets.values())
-                on_round(len(trials), len(trials) + left, status_line(brackets))
-    return largest(brackets, seeds, trials)
+    """:func:`factrecall.core.queue.search_queued` over ``spec``'s trials."""
+    family = MemoryFamily(spec)
+    options = {"n_max": n_max, "rel_precision": rel_precision, "on_round": on_round, "n_slots": n_slots}
+    return queue.search_queued(family, seeds, guess, **options)

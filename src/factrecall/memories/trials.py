@@ -23,6 +23,7 @@ import numpy as np
 
 from factrecall.core.base import Key, Model, Params, Source, substream
 from factrecall.core.engine import Problem, best_rate, cross_entropy, train_many
+from factrecall.core.queue import stack
 from factrecall.core.search import Trial
 from factrecall.memories.constructions import (
     construct_hebbian,
@@ -123,11 +124,6 @@ def trial_key(seed: int, N: int) -> Key:
 def trial_params(model: Model, seed: int, N: int) -> Params:
     """The initial weights of trial (seed, N), drawn from ``fold_in(trial_key(seed, N), 1)``."""
     return model.init(jax.random.fold_in(trial_key(seed, N), 1))
-
-
-def stack(trees: Sequence[Any]) -> Any:
-    """Pytrees stacked along a new leading axis."""
-    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
 
 
 def decide(
