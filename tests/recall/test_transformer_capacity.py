@@ -1,10 +1,13 @@
 """Transformer capacity (Figure 4 left) and the attention/MLP grid (Figure 4 right) at toy sizes."""
 
+import itertools
+
 import numpy as np
 import pytest
 
 from factrecall.core.errors import ConfigError
 from factrecall.recall import capacity as tc
+from factrecall.recall import padded
 from factrecall.recall.task import recall_task
 from factrecall.recall.tradeoff import tradeoff
 from factrecall.recall.training import Recipe
@@ -13,12 +16,16 @@ FAST = Recipe(n_steps=384, batch=64, eval_every=32, criterion=0.99, n_contexts=1
 
 
 def test_sizes_follow_the_scalings():
-    assert tc.sizes(4, "linear", 8) == (4, 4, 8)
+    # linear grows one subject or one relation at a time: S·R strictly increases, S = R on odd indices
+    shapes = [tc.sizes(n, "linear", 8) for n in range(1, 12)]
+    assert all(a[0] * a[1] < b[0] * b[1] for a, b in itertools.pairwise(shapes))
+    assert all(abs(S - R) <= 1 and D == 8 for S, R, D in shapes)
+    assert tc.sizes(tc.index_of(4, "linear"), "linear", 8) == (4, 4, 8)
     assert tc.sizes(4, "square", 8) == (16, 4, 8)
     assert tc.sizes(4, "distinct", 8) == (4, 4, 4)
 
 
-def test_capacity_brackets_a_tested_failure(tiny_capacity):
+def test_capacity_brackets_one_row_or_column(tiny_capacity):
     fields, params = tiny_capacity.fields, tiny_capacity.params  # tests/conftest.py: the same programs
     recipe = tc.trial_recipe(fields["n_steps"], fields["batch"], 0.99)
     shape = {k: fields[k] for k in ("d", "H", "d_h", "m", "D")}
@@ -26,15 +33,45 @@ def test_capacity_brackets_a_tested_failure(tiny_capacity):
         **shape, scaling="linear", recipe=recipe, lrs=tuple(fields["lrs"]), patience=fields["patience"]
     )
     result = tc.capacity(spec, (0,), guess=2)  # the default guess of 32 parameters (the sweep point uses it)
-    k = result.k_per_seed[0]
+    n = result.n_per_seed[0]
     record = result.summary()
-    assert record["params"] == params == 4 * 1 * 1 * 4 + 2 * 2 * 4 and record["facts"] == k * k
+    S, R, _ = tc.sizes(n, "linear", fields["D"])
+    assert record["params"] == params == 4 * 1 * 1 * 4 + 2 * 2 * 4 and record["facts"] == S * R
     assert record["attention_params"] + record["mlp_params"] == record["params"]
     stored = {t.N for t in result.trials if t.stored}
     failed = {t.N for t in result.trials if not t.stored}
-    assert k in stored and (k + 1 in failed or record["capped"])
+    assert n in stored and (n + 1 in failed or record["capped"])  # the bracket is one size step wide
+    S1, R1, _ = tc.sizes(n + 1, "linear", fields["D"])
+    assert (record["facts_stored"], record["facts_failed"]) == (S * R, S1 * R1)
+    assert record["stored_shape"] == [S, R] and record["failed_shape"] == [S1, R1]
+    assert abs(S1 - S) + abs(R1 - R) == 1  # one more subject or one more relation
     assert 1 <= record["facts"] <= 100  # a 32-parameter model stores a few facts, not a hundred
-    assert record["bits_per_param"] == pytest.approx(k * k * 1.0 / record["params"])
+    assert record["bits_per_param"] == pytest.approx(S * R * 1.0 / record["params"])
+    assert record["criterion_on"] == "every-fact" and record["buckets"] == 1  # one compiled program
+
+
+def test_a_padded_trial_is_its_unpadded_problem():
+    """Padding adds rows that are never sampled and answers that never compete: the loss is unchanged."""
+    import functools
+
+    import jax
+
+    d, D, T = 8, 3, 6
+    tight, wide = padded.bucket(3, 2, D, T), padded.bucket(7, 5, D, T)
+    cfg = tc.TransformerConfig(d, 2, 2, 4, tight.vocab, tight.n_answers)
+    weights = padded.initial_weights(cfg, 0)
+    losses, accuracies = [], []
+    for pad in (tight, wide):
+        data = padded.trial_data(pad, d, 0, 3, 2, D)
+        c = cfg._replace(vocab=pad.vocab, n_out=pad.n_answers)
+        losses.append(padded._loss(c, pad, 256, weights, data, jax.random.key(1)))
+        batch = padded.sample_live(pad, data, 256, key=jax.random.key(2))
+        assert int(batch.subjects.max()) < 3 and int(batch.relations.max()) < 2
+        noise = batch.tokens[:, :-1][(batch.tokens[:, :-1] >= pad.S + pad.R)]
+        assert int(noise.max()) < pad.S + pad.R + 5  # noise from the live S + R noise tokens only
+        accuracies.append(functools.partial(padded.live_fact_accuracy, c, pad, 2)(weights, data))
+    assert float(losses[0]) == pytest.approx(float(losses[1]), rel=1e-5)
+    assert 0.0 <= float(accuracies[1]) <= 1.0
 
 
 def test_tradeoff_grid_trains_every_cell_at_once():
@@ -56,6 +93,7 @@ def test_tradeoff_grid_trains_every_cell_at_once():
         ({"H": 0}, "H must be ≥ 1"),
         ({"lrs": ()}, "learning rates must be > 0"),
         ({"D": 0}, "D must be ≥ 1"),
+        ({"criterion_on": "all"}, "criterion_on must be one of every-fact, sampled"),
     ],
 )
 def test_bad_specs(kwargs, match):

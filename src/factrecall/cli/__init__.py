@@ -14,12 +14,15 @@ import factrecall
 
 factrecall.use_cpu_cores()  # before JAX is imported: one CPU device per core
 
+import os  # noqa: E402
 import sys  # noqa: E402
 
+import jax  # noqa: E402
 import typer  # noqa: E402
 
 from factrecall.cli import capacity, construct, dynamics, edit, facts, store, transformer  # noqa: E402
 from factrecall.cli.common import click_exceptions  # noqa: E402
+from factrecall.core.devices import compilation_cache_dir  # noqa: E402
 from factrecall.core.errors import ConfigError, FactrecallError  # noqa: E402
 
 app = typer.Typer(
@@ -29,6 +32,28 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _global_options(
+    no_cache: bool = typer.Option(
+        False,
+        "--no-cache",
+        help="Do not use the persistent compilation cache (default: on, in ~/.cache/factrecall/jax or "
+        "$JAX_COMPILATION_CACHE_DIR; FACTRECALL_NO_CACHE=1 also turns it off). A cached program is the "
+        "compiled one: no number changes, a repeated command skips compiling.",
+    ),
+) -> None:
+    """Measure how neural networks store facts (Nichani, Lee & Bietti, ICLR 2025)."""
+    path = None if no_cache else compilation_cache_dir()
+    if path is None:
+        jax.config.update("jax_enable_compilation_cache", False)
+        return
+    jax.config.update("jax_compilation_cache_dir", path)
+    if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
 app.add_typer(capacity.app, name="capacity")
 app.command("sweep")(store.sweep_cmd)
 app.command("report")(store.report_cmd)

@@ -116,6 +116,14 @@ def capacity_transformer(
     ] = TRANSFORMER.scaling,
     seeds: SeedsOpt = TRANSFORMER.n_seeds,
     criterion: CriterionOpt = TRANSFORMER.criterion,
+    criterion_on: Annotated[
+        str,
+        typer.Option(
+            "--criterion-on",
+            help="What the criterion is measured on: every-fact (every fact in 2 fixed fresh contexts; the "
+            "default) or sampled (1,024 sampled test sequences, the paper's).",
+        ),
+    ] = TRANSFORMER.criterion_on,
     lrs: LrOpt = TRANSFORMER.lrs,
     n_steps: Annotated[int, typer.Option("--steps", help="Step budget per trial.")] = TRANSFORMER.n_steps,
     batch: BatchOpt = TRANSFORMER.batch,

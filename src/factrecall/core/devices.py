@@ -44,3 +44,18 @@ def use_cpu_cores(n: int | None = None) -> bool:
     count = n if n is not None else cpu_count()
     os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={max(1, count)}".strip()
     return True
+
+
+def compilation_cache_dir() -> str | None:
+    """Where the command line keeps JAX's persistent compilation cache, or None when it is off.
+
+    Off when ``FACTRECALL_NO_CACHE`` is set to anything but ``0`` or empty; ``JAX_COMPILATION_CACHE_DIR``
+    (JAX's own variable) wins when set; otherwise ``$XDG_CACHE_HOME/factrecall/jax`` (default
+    ``~/.cache/factrecall/jax``).
+    """
+    if os.environ.get("FACTRECALL_NO_CACHE", "") not in ("", "0"):
+        return None
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return os.environ["JAX_COMPILATION_CACHE_DIR"]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "factrecall", "jax")

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from factrecall.core.base import Key, Params
-from factrecall.core.engine import Problem, Settings
+from factrecall.core.engine import Problem, Settings, best_rate
 from factrecall.core.runs import Runs, advance_runs, start_runs
 from factrecall.core.search import Bracket, Trial, largest, status_line
 
@@ -46,14 +46,16 @@ class Family(Protocol):
         lrs: the learning-rate grid (a trial queues one run per rate, in grid order).
         criterion: a run that reaches it decides its trial (stored).
         first_step: the brackets' first move away from the guess (see :class:`Bracket`).
-        problem, settings: the engine problem every run trains and its static settings (one program).
+        settings: the runs' static engine settings.
     """
 
     lrs: tuple[float, ...]
     criterion: float
     first_step: float
-    problem: Problem
     settings: Settings
+
+    def problem(self, pad: int) -> Problem:
+        """The engine problem the runs train when padded to ``pad`` (one compiled program per pad)."""
 
     def repad(self, N: int, pad: int) -> int:
         """The pad to use when the largest N running is ``N`` and the current pad is ``pad`` (0 at start)."""
@@ -69,11 +71,6 @@ class Family(Protocol):
 
     def stall_below(self, N: int) -> float:
         """Patience stops a run of size N only while its best metric is below this."""
-
-    def decide(
-        self, seed: int, N: int, lrs: list[float], best: list[float], diverged: list[bool], steps: list[int]
-    ) -> Trial:
-        """The trial of (seed, N) from its stopped runs (grid order)."""
 
 
 def stack(trees: Sequence[Any]) -> Any:
@@ -164,7 +161,9 @@ class RunQueue:
         self._place()
         data, lrs, keys, below = self._inputs()
         family = self.family
-        runs = advance_runs(family.problem, family.settings, self.host, data, lrs, keys, self.span, below)
+        runs = advance_runs(
+            family.problem(self.n_pad), family.settings, self.host, data, lrs, keys, self.span, below
+        )
         self.host = h = jax.tree_util.tree_map(np.array, jax.device_get(runs))
         stopped = []
         for i, x in enumerate(self.slots):
@@ -179,12 +178,39 @@ class RunQueue:
         self.slots = [None if x is not None and x[0] == seed else x for x in self.slots]
 
 
+def decide(
+    criterion: float,
+    seed: int,
+    N: int,
+    lrs: Sequence[float | None],
+    best: Sequence[float],
+    diverged: Sequence[bool],
+    steps: Sequence[int],
+) -> Trial:
+    """The :class:`Trial` of (seed, N) from its finished runs, one per learning rate (in grid order).
+
+    The rate kept is :func:`~factrecall.core.engine.best_rate`'s; the trial stores N when that run's best
+    metric reaches ``criterion``. When no run qualifies (all diverged before their first evaluation), the
+    trial failed with a NaN accuracy.
+
+    >>> decide(0.99, 0, 3, (0.1, 1.0), (0.5, 1.0), (False, False), (64, 32)).lr
+    1.0
+    """
+    n_diverged = int(sum(bool(x) for x in diverged))
+    j = best_rate(best, diverged)
+    if j is None:
+        return Trial(seed, N, False, float("nan"), None, n_diverged, int(max(steps)))
+    accuracy = float(best[j])
+    return Trial(seed, N, accuracy >= criterion, accuracy, lrs[j], n_diverged, int(steps[j]))
+
+
 def decided(family: Family, seed: int, N: int, results: dict[int, Outcome]) -> Trial | None:
     """The trial of (seed, N) once decided (a run reached the criterion, or all stopped), else ``None``."""
     if len(results) < len(family.lrs) and not any(r[0] >= family.criterion for r in results.values()):
         return None
     done = sorted(results)  # grid order
-    return family.decide(
+    return decide(
+        family.criterion,
         seed,
         N,
         [family.lrs[j] for j in done],

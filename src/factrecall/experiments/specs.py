@@ -231,8 +231,10 @@ class TransformerCapacityPoint(Point):
         D: answers per relation (``distinct``: D = S).
         scaling: how the facts grow: ``linear`` (S = R), ``square`` (S = R²) or ``distinct`` (D = S).
         lrs, n_steps, batch: learning-rate grid (the paper's), step budget per trial, sequences per step.
-        criterion, seeds: fraction of the facts that must be answered; one capacity per seed.
-        patience: a trial stops after this many steps without gain (0: never).
+        criterion, seeds: fraction that must be answered; one capacity per seed.
+        criterion_on: what the criterion is measured on: ``every-fact`` (every fact in 2 fixed fresh
+            contexts; the default) or ``sampled`` (1,024 sampled test sequences, the paper's).
+        patience: a run stops after this many steps without gain while more than two facts short (0: never).
     """
 
     DESCRIPTION: ClassVar[str] = "largest fact set S·R a transformer shape stores (paper §4, Figure 4)"
@@ -246,6 +248,7 @@ class TransformerCapacityPoint(Point):
     n_steps: Pos = 16384
     batch: Pos = 1024
     criterion: Criterion = 0.99
+    criterion_on: Literal["every-fact", "sampled"] = "every-fact"
     patience: NonNeg = 2048
     seeds: Seeds = [0]
 
@@ -254,7 +257,7 @@ class TransformerCapacityPoint(Point):
 
         recipe = tc.trial_recipe(self.n_steps, self.batch, self.criterion)
         shape = (self.d, self.H, self.d_h, self.m, self.D, self.scaling)
-        spec = tc.Spec(*shape, recipe, tuple(self.lrs), self.patience or None)
+        spec = tc.Spec(*shape, recipe, tuple(self.lrs), self.patience or None, criterion_on=self.criterion_on)
         tc.validate_spec(spec)
         return spec
 

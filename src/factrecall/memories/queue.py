@@ -17,10 +17,10 @@ from typing import Any
 
 from factrecall.core import queue
 from factrecall.core.base import Key, Params
+from factrecall.core.engine import Problem
 from factrecall.core.search import Trial
 from factrecall.memories.spec import MLP_FIRST_STEP, MemorySpec, memory_model, settings
 from factrecall.memories.trials import (
-    decide,
     memory_problem,
     padded_size,
     row_limit,
@@ -50,8 +50,10 @@ class MemoryFamily:
     def __init__(self, spec: MemorySpec):
         self.spec, self.lrs, self.criterion = spec, spec.lrs, spec.criterion
         self.model = memory_model(spec)
-        self.problem = memory_problem(self.model, spec.top_k)
         self.settings = settings(spec)
+
+    def problem(self, pad: int) -> Problem:
+        return memory_problem(self.model, self.spec.top_k)  # the rows are padded in the data
 
     def repad(self, N: int, pad: int) -> int:
         top = row_limit(self.spec, padded_size(N))
@@ -68,11 +70,6 @@ class MemoryFamily:
 
     def stall_below(self, N: int) -> float:
         return stall_below(self.spec, N)
-
-    def decide(
-        self, seed: int, N: int, lrs: list[float], best: list[float], diverged: list[bool], steps: list[int]
-    ) -> Trial:
-        return decide(self.spec, seed, N, lrs, best, diverged, steps)
 
 
 def search_queued(

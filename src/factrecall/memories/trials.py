@@ -21,8 +21,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from factrecall.core import queue
 from factrecall.core.base import Key, Model, Params, Source, substream
-from factrecall.core.engine import Problem, best_rate, cross_entropy, train_many
+from factrecall.core.engine import Problem, cross_entropy, train_many
 from factrecall.core.queue import stack
 from factrecall.core.search import Trial
 from factrecall.memories.constructions import (
@@ -135,22 +136,14 @@ def decide(
     diverged: Sequence[bool],
     steps: Sequence[int],
 ) -> Trial:
-    """The :class:`Trial` of (seed, N) from its finished runs, one per learning rate (in grid order).
-
-    The rate kept is :func:`~factrecall.core.engine.best_rate`'s; the trial stores N when that run's best
-    accuracy reaches the criterion. When no run qualifies (all diverged before their first evaluation),
-    the trial failed with a NaN accuracy.
+    """The :class:`Trial` of (seed, N) from its finished runs at ``spec``'s criterion
+    (:func:`factrecall.core.queue.decide`).
 
     >>> from factrecall.memories.spec import recipe
     >>> decide(recipe("linear", 4), 0, 3, (0.1, 1.0), (0.5, 1.0), (False, False), (64, 32)).lr
     1.0
     """
-    n_diverged = int(sum(bool(x) for x in diverged))
-    j = best_rate(best, diverged)
-    if j is None:
-        return Trial(seed, N, False, float("nan"), None, n_diverged, int(max(steps)))
-    accuracy = float(best[j])
-    return Trial(seed, N, accuracy >= spec.criterion, accuracy, lrs[j], n_diverged, int(steps[j]))
+    return queue.decide(spec.criterion, seed, N, lrs, best, diverged, steps)
 
 
 def _prepare(

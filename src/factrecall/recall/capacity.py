@@ -2,10 +2,19 @@
 
 Owns the capacity experiment's spec (:class:`Spec`, checked by :func:`validate_spec`; the defaults of its
 fields are :class:`factrecall.experiments.specs.TransformerCapacityPoint`'s), the recipe of a trial
-(:func:`trial_recipe`), its trials and its record. :func:`capacity` finds the largest fact count S·R a model
-stores (``fact_accuracy`` over every fact ≥ the criterion, the kept learning rate's) by the bracketing search
-of :mod:`factrecall.core.search`. The fact set grows with one integer k: S = R = k (``linear``), R = k and
-S = k² (``square``), or S = R = D = k (``distinct``: D = S). The attention/MLP map of Figure 4 right is
+(:func:`trial_recipe`), the sizes a search walks through (:func:`sizes`), its trials and its record.
+:func:`capacity` finds the largest fact table S·R a model stores by the bracketing search of
+:mod:`factrecall.core.search`, run on the work queue of :mod:`factrecall.core.queue`: every size, learning
+rate and seed of a search is one compiled program (the problems are padded to a bucket,
+:mod:`factrecall.recall.padded`), stopped runs free their slots, and a run that gained nothing for
+``patience`` steps while more than two facts short of the criterion stops.
+
+Sizes are indexed by one integer n. ``linear`` (S = R, Figure 4's) grows one subject or one relation at a
+time: n ↦ (S, R) = (⌊n/2⌋ + 1, ⌈n/2⌉), i.e. (1, 1), (2, 1), (2, 2), (3, 2), …, so a finished bracket is
+one row or one column of facts. ``square`` (R = k, S = k²) and ``distinct`` (S = R = D = k) step k.
+A trial stores its table when the kept learning rate's best accuracy reaches the criterion, measured on
+``every-fact`` (every fact in 2 fixed fresh contexts: ``fact_accuracy``; the default) or ``sampled``
+(1,024 sampled test sequences, the paper's). The attention/MLP map of Figure 4 right is
 :mod:`factrecall.recall.tradeoff`.
 
 Paper: §4 and Figure 4 left; Appendix (the ``square`` and ``distinct`` variants); SPEC §3, §7.
@@ -18,23 +27,27 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-import jax
-import jax.numpy as jnp
-
+from factrecall.core.base import Key, Params
 from factrecall.core.bounds import bits_facts
+from factrecall.core.engine import Problem, Settings
 from factrecall.core.errors import TrainingError, check
 from factrecall.core.paper import PAPER
-from factrecall.core.search import Trial, search_largest
-from factrecall.recall.task import RecallTask, facts_random, recall_task
-from factrecall.recall.training import Recipe, kept_runs, train_batch, validate_recipe
+from factrecall.core.queue import search_queued
+from factrecall.core.search import FIRST_STEP, Trial
+from factrecall.recall import padded
+from factrecall.recall.task import RecallTask, recall_task
+from factrecall.recall.training import Recipe, validate_recipe
 from factrecall.recall.transformer import TransformerConfig, param_counts, validate
 
 SCALINGS: tuple[str, ...] = ("linear", "square", "distinct")
+CRITERIA_ON = padded.CRITERIA_ON
 # Figure 4 left: facts stored ≈ 0.15·params; the search's first guess and the record's guide
 FACTS_PER_PARAM_GUIDE = PAPER["transformer_facts_per_param"].value
 # a capacity trial evaluates as the paper does, every 128 steps, in 2 fresh contexts per fact
 TRIAL_EVAL_EVERY = 128
 TRIAL_CONTEXTS = 2
+N_MAX = 4096  # the largest size index a search tries (linear: S = R = 2048)
+PAD_HEADROOM = 1.25  # a bucket holds k up to 1.25× the size that opened it (rounded up to 4): one program
 
 
 class Spec(NamedTuple):
@@ -43,11 +56,14 @@ class Spec(NamedTuple):
     Attributes:
         d, H, d_h, m: model shape (m = 0: no MLP).
         D: answers per relation (ignored by ``distinct``, where D = S).
-        scaling: how S, R (and D) grow with k (see the module docstring).
+        scaling: how S, R (and D) grow (see the module docstring).
         recipe: training recipe of a trial (:func:`trial_recipe`; its criterion is the storage criterion).
         lrs: learning-rate grid; the best is kept.
-        patience: stop a trial when no learning rate improved for this many steps (None: never).
+        patience: stop a run when its best accuracy has not improved for this many steps while more than
+            two facts short of the criterion (None: never).
         T: sequence length.
+        criterion_on: ``every-fact`` (every fact in the recipe's contexts) or ``sampled`` (the paper's
+            1,024 sampled test sequences).
     """
 
     d: int
@@ -60,12 +76,13 @@ class Spec(NamedTuple):
     lrs: tuple[float, ...]
     patience: int | None
     T: int = 32
+    criterion_on: str = "every-fact"
 
 
 def trial_recipe(n_steps: int, batch: int, criterion: float) -> Recipe:
     """The recipe of a capacity trial: ``n_steps`` steps (the paper's 2^14) of ``batch`` sequences (1024),
     evaluated every :data:`TRIAL_EVAL_EVERY` steps in :data:`TRIAL_CONTEXTS` contexts per fact, until
-    ``fact_accuracy`` ≥ ``criterion``; a :class:`Spec`'s patience stops it earlier on a plateau.
+    the accuracy ≥ ``criterion``; a :class:`Spec`'s patience stops a run earlier on a plateau.
 
     >>> trial_recipe(16384, 1024, 0.99)
     Recipe(n_steps=16384, batch=1024, eval_every=128, criterion=0.99, n_contexts=2, schedule='constant')
@@ -73,21 +90,33 @@ def trial_recipe(n_steps: int, batch: int, criterion: float) -> Recipe:
     return Recipe(n_steps, batch, TRIAL_EVAL_EVERY, criterion, TRIAL_CONTEXTS)
 
 
-def sizes(k: int, scaling: str, D: int) -> tuple[int, int, int]:
-    """(S, R, D) of step k of a scaling.
+def sizes(n: int, scaling: str, D: int) -> tuple[int, int, int]:
+    """(S, R, D) of size index n of a scaling (see the module docstring).
 
-    >>> sizes(5, "linear", 8), sizes(3, "square", 8), sizes(4, "distinct", 8)
-    ((5, 5, 8), (9, 3, 8), (4, 4, 4))
+    >>> [sizes(n, "linear", 8)[:2] for n in (1, 2, 3, 4, 9)]
+    [(1, 1), (2, 1), (2, 2), (3, 2), (5, 5)]
+    >>> sizes(3, "square", 8), sizes(4, "distinct", 8)
+    ((9, 3, 8), (4, 4, 4))
     """
     if scaling == "square":
-        return k * k, k, D
+        return n * n, n, D
     if scaling == "distinct":
-        return k, k, k
-    return k, k, D
+        return n, n, n
+    return n // 2 + 1, (n + 1) // 2, D
 
 
-def task_of(spec: Spec, k: int) -> RecallTask:
-    S, R, D = sizes(k, spec.scaling, spec.D)
+def index_of(k: int, scaling: str) -> int:
+    """The size index of S = R = k (``linear``), or of step k (the others).
+
+    >>> index_of(5, "linear"), sizes(index_of(5, "linear"), "linear", 8)
+    (9, (5, 5, 8))
+    """
+    return 2 * k - 1 if scaling == "linear" else k
+
+
+def task_of(spec: Spec, n: int) -> RecallTask:
+    """The (unpadded) task of size index n."""
+    S, R, D = sizes(n, spec.scaling, spec.D)
     return recall_task(S, R, D, T=spec.T)
 
 
@@ -98,9 +127,13 @@ def config_of(spec: Spec, task: RecallTask) -> TransformerConfig:
 def validate_spec(spec: Spec) -> None:
     """Raise :class:`ConfigError` naming the first bad field of ``spec``."""
     check(spec.scaling in SCALINGS, f"scaling must be one of {', '.join(SCALINGS)}, got {spec.scaling!r}")
+    check(
+        spec.criterion_on in CRITERIA_ON,
+        f"criterion_on must be one of {', '.join(CRITERIA_ON)}, got {spec.criterion_on!r}",
+    )
     check(spec.D >= 1, f"answers per relation D must be ≥ 1, got {spec.D}")
     check(len(spec.lrs) >= 1 and all(lr > 0 for lr in spec.lrs), f"learning rates must be > 0: {spec.lrs}")
-    validate(config_of(spec, task_of(spec, 2)))
+    validate(config_of(spec, task_of(spec, 3)))
     validate_recipe(spec.recipe)
 
 
@@ -108,43 +141,101 @@ def _k_of_facts(N: float, scaling: str) -> int:
     return max(1, round(N ** (1 / 3) if scaling == "square" else math.sqrt(N)))
 
 
-def trial_round(spec: Spec, ks: list[int], seeds: list[int]) -> list[Trial]:
-    """Train one task size k per seed (seeds at the same k form one batch) at every learning rate."""
-    out: list[Trial] = []
-    for k in sorted(set(ks)):
-        group = [s for s, kk in zip(seeds, ks, strict=True) if kk == k]
-        task = task_of(spec, k)
-        keys = jnp.stack([jax.random.key(s) for s in group])
-        facts = jnp.stack([facts_random(task, key=jax.random.fold_in(kk, 1)) for kk in keys])
-        shapes = jnp.array([[spec.H, spec.m]] * len(group))
-        cfg, lrs = config_of(spec, task), jnp.array(spec.lrs)
-        res = train_batch(cfg, task, spec.recipe, facts, shapes, lrs, key=keys, patience=spec.patience)
-        for seed, run in zip(group, kept_runs(res, spec.lrs), strict=True):
-            out.append(Trial(seed, k, run.reached, run.accuracy, run.lr, run.diverged, run.steps))
-    return out
+def _pad_of(k: int) -> int:
+    """The bucket's k for a size needing k: :data:`PAD_HEADROOM` above it, rounded up to a multiple of 4.
+
+    >>> _pad_of(7), _pad_of(16)
+    (12, 20)
+    """
+    return 4 * math.ceil(PAD_HEADROOM * k / 4)
+
+
+class TransformerFamily:
+    """The trials of ``spec``'s search as a :class:`factrecall.core.queue.Family`: size index n, pad k_pad
+    (the bucket holds S, R ≤ k_pad; ``square``: S ≤ k_pad²; ``distinct``: D ≤ k_pad too). The pad only
+    grows, so a search usually compiles one program (two when its capacity is far above the guess)."""
+
+    first_step = FIRST_STEP
+
+    def __init__(self, spec: Spec):
+        self.spec, self.lrs, self.criterion = spec, spec.lrs, spec.recipe.criterion
+        r = spec.recipe
+        warmup = r.n_steps // 32
+        self.settings = Settings(r.n_steps, r.eval_every, r.criterion, schedule=r.schedule, warmup=warmup)
+        self.settings = self.settings._replace(patience=spec.patience)
+        self.weights: dict[int, Params] = {}
+        self.pads: set[int] = set()  # the buckets used: one compiled program each
+
+    def bucket(self, pad: int) -> RecallTask:
+        spec = self.spec
+        S, R, D = sizes(index_of(pad, spec.scaling), spec.scaling, spec.D)
+        return padded.bucket(S, R, D, spec.T)
+
+    def problem(self, pad: int) -> Problem:
+        self.pads.add(pad)
+        task, spec = self.bucket(pad), self.spec
+        cfg = config_of(spec, task)
+        return padded.padded_problem(cfg, task, spec.recipe.batch, spec.recipe.n_contexts, spec.criterion_on)
+
+    def repad(self, N: int, pad: int) -> int:
+        S, R, _ = sizes(N, self.spec.scaling, self.spec.D)
+        need = R if self.spec.scaling == "square" else max(S, R)
+        return pad if need <= pad else _pad_of(need)
+
+    def data(self, seed: int, N: int, pad: int) -> dict[str, Any]:
+        return padded.trial_data(
+            self.bucket(pad), self.spec.d, seed, *sizes(N, self.spec.scaling, self.spec.D)
+        )
+
+    def params(self, seed: int, N: int) -> Params:
+        if seed not in self.weights:
+            self.weights[seed] = padded.initial_weights(config_of(self.spec, task_of(self.spec, 1)), seed)
+        return self.weights[seed]
+
+    def key(self, seed: int, N: int) -> Key:
+        return padded.trial_key(seed, *sizes(N, self.spec.scaling, self.spec.D))
+
+    def stall_below(self, N: int) -> float:
+        S, R, _ = sizes(N, self.spec.scaling, self.spec.D)
+        return self.criterion - 2.0 / (S * R)
 
 
 class Result(NamedTuple):
-    """Capacity of one transformer shape: facts S·R stored per seed, and every trial."""
+    """Capacity of one transformer shape: the largest size index stored per seed, and every trial."""
 
     spec: Spec
-    k_per_seed: tuple[int, ...]
+    n_per_seed: tuple[int, ...]
     capped: bool
     trials: tuple[Trial, ...]
     seeds: tuple[int, ...]
     seconds: float
+    buckets: int = 1
 
-    def facts_of(self, k: int) -> int:
-        S, R, _ = sizes(k, self.spec.scaling, self.spec.D)
-        return S * R if k > 0 else 0
+    def facts_of(self, n: int | None) -> int:
+        """S·R of size index n (0 for n = 0, None for no size)."""
+        if n is None:
+            return None
+        S, R, _ = sizes(n, self.spec.scaling, self.spec.D)
+        return S * R if n > 0 else 0
+
+    def failed(self, seed: int) -> int | None:
+        """The smallest size index that failed above ``seed``'s capacity (None: capped)."""
+        lo = self.n_per_seed[self.seeds.index(seed)]
+        above = [t.N for t in self.trials if t.seed == seed and not t.stored and t.N > lo]
+        return min(above) if above else None
+
+    def _shape(self, n: int | None) -> list[int] | None:
+        return None if not n else list(sizes(n, self.spec.scaling, self.spec.D)[:2])
 
     def summary(self) -> dict[str, Any]:
-        """The JSON record: the keys of the memory capacities plus ``facts``, S, R, D and the split counts."""
+        """The JSON record: the keys of the memory capacities plus ``facts``, S, R, D, the bracket
+        (``facts_stored``, ``facts_failed`` and their shapes, the worst seed's) and the split counts."""
         spec = self.spec
-        k = min(self.k_per_seed)  # the capacity is the worst seed's (every seed must store it)
-        S, R, D = sizes(k, spec.scaling, spec.D)
-        counts = param_counts(config_of(spec, task_of(spec, max(k, 1))))
-        facts = self.facts_of(k)
+        worst = min(range(len(self.seeds)), key=lambda i: self.n_per_seed[i])
+        n, hi = self.n_per_seed[worst], self.failed(self.seeds[worst])
+        S, R, D = sizes(n, spec.scaling, spec.D) if n else (0, 0, spec.D)
+        counts = param_counts(config_of(spec, task_of(spec, max(n, 1))))
+        facts = self.facts_of(n)
         return {
             "model": "transformer",
             "d": spec.d,
@@ -153,6 +244,7 @@ class Result(NamedTuple):
             "m": spec.m,
             "scaling": spec.scaling,
             "criterion": spec.recipe.criterion,
+            "criterion_on": spec.criterion_on,
             "method": "trained",
             "lrs": list(spec.lrs),
             "params": counts.paper,
@@ -161,9 +253,14 @@ class Result(NamedTuple):
             "params_note": "4·H·d_h·d + 2·m·d (Q, K, V, O, W1, W2); the bias (m) and frozen embeddings apart",
             "facts": facts,
             "capacity": facts,
-            "capacity_per_seed": [self.facts_of(x) for x in self.k_per_seed],
-            "capacity_min": min(self.facts_of(x) for x in self.k_per_seed),
-            "capacity_max": max(self.facts_of(x) for x in self.k_per_seed),
+            "capacity_per_seed": [self.facts_of(x) for x in self.n_per_seed],
+            "capacity_min": min(self.facts_of(x) for x in self.n_per_seed),
+            "capacity_max": max(self.facts_of(x) for x in self.n_per_seed),
+            "facts_stored": facts,
+            "facts_failed": self.facts_of(hi),
+            "stored_shape": self._shape(n),
+            "failed_shape": self._shape(hi),
+            "facts_failed_per_seed": [self.facts_of(self.failed(s)) for s in self.seeds],
             "S": S,
             "R": R,
             "D": D,
@@ -171,12 +268,13 @@ class Result(NamedTuple):
             "seeds": list(self.seeds),
             "facts_per_param": facts / counts.paper,
             "facts_per_param_guide": FACTS_PER_PARAM_GUIDE,
-            "bits_per_param": bits_facts(S, R, D) / counts.paper if k > 0 else 0.0,
+            "bits_per_param": bits_facts(S, R, D) / counts.paper if n > 0 else 0.0,
             "bits_note": "S·R·log2 D bits (SPEC §5) per paper parameter",
             "n_steps": spec.recipe.n_steps,
             "batch": spec.recipe.batch,
             "seconds": self.seconds,
             "trials": len(self.trials),
+            "buckets": self.buckets,
             "diverged_runs": sum(t.diverged for t in self.trials),
         }
 
@@ -188,9 +286,10 @@ def capacity(
     guess: int | None = None,
     on_round: Callable[[int, int, str], None] | None = None,
 ) -> Result:
-    """The largest fact set (S·R) ``spec``'s model stores at the criterion, per seed.
+    """The largest fact table (S·R) ``spec``'s model stores at the criterion, per seed.
 
-    Starts from the paper's guide (facts ≈ 0.15·params) unless ``guess`` (a k) is given and brackets k.
+    Starts from the paper's guide (facts ≈ 0.15·params) unless ``guess`` (a k: S = R = k, or step k) is
+    given, and brackets the size index until the bracket is one step wide (see the module docstring).
 
     ``spec`` is trusted (:func:`validate_spec` checks it at the boundary).
 
@@ -198,16 +297,12 @@ def capacity(
         TrainingError: every trial diverged.
     """
     start = time.perf_counter()
-    params = param_counts(config_of(spec, task_of(spec, 2))).paper
+    params = param_counts(config_of(spec, task_of(spec, 1))).paper
     k0 = guess or _k_of_facts(FACTS_PER_PARAM_GUIDE * params, spec.scaling)
-    per_seed, capped, trials = search_largest(
-        lambda ks, ss: trial_round(spec, ks, ss),
-        list(seeds),
-        k0,
-        n_max=4096,
-        rel_precision=1e-9,
-        on_round=on_round,
-    )
+    family = TransformerFamily(spec)
+    options = {"n_max": N_MAX, "rel_precision": 1e-9, "on_round": on_round}
+    per_seed, capped, trials = search_queued(family, list(seeds), index_of(k0, spec.scaling), **options)
     if all(t.diverged == len(spec.lrs) for t in trials):
         raise TrainingError(f"every run diverged at learning rates {list(spec.lrs)}")
-    return Result(spec, per_seed, capped, trials, tuple(seeds), time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    return Result(spec, per_seed, capped, trials, tuple(seeds), seconds, len(family.pads))

@@ -133,11 +133,18 @@ class RecallBatch(NamedTuple):
     relations: Int[Array, " B"]
 
 
-def _place(task: RecallTask, s: Array, r: Array, *, key: Key) -> Int[Array, "B T"]:
-    """Sequences holding subject s and relation r at random positions, noise elsewhere (jit-compatible)."""
+def place(
+    task: RecallTask, s: Array, r: Array, *, key: Key, n_noise: Array | None = None
+) -> Int[Array, "B T"]:
+    """Sequences holding subject s and relation r at random positions, noise elsewhere (jit-compatible).
+
+    ``n_noise`` (may be traced) draws the noise from the first ``n_noise`` noise tokens only (a padded task
+    whose live part is smaller); default: all of them.
+    """
     B = s.shape[0]
     k_noise, k_s, k_r = jax.random.split(key, 3)
-    tokens = jax.random.randint(k_noise, (B, task.T), task.S + task.R, task.S + task.R + max(task.n_noise, 1))
+    hi = task.S + task.R + (max(task.n_noise, 1) if n_noise is None else n_noise)
+    tokens = jax.random.randint(k_noise, (B, task.T), task.S + task.R, hi)
     rows = jnp.arange(B)
     if task.eos:
         pos_s = jax.random.randint(k_s, (B,), 0, task.T - 1)
@@ -164,13 +171,21 @@ def sample(task: RecallTask, facts: Int[Array, "S R"], B: int, *, key: Key) -> R
     k_s, k_r, k_seq = jax.random.split(key, 3)
     s = jax.random.categorical(k_s, jnp.log(zipf_weights(task.S, task.S, task.alpha_S)), shape=(B,))
     r = jax.random.categorical(k_r, jnp.log(zipf_weights(task.R, task.R, task.alpha_R)), shape=(B,))
-    return RecallBatch(_place(task, s, r, key=k_seq), facts[s, r], s, r)
+    return RecallBatch(place(task, s, r, key=k_seq), facts[s, r], s, r)
 
 
-def every_fact(task: RecallTask, facts: Int[Array, "S R"], n_contexts: int = 1, *, key: Key) -> RecallBatch:
+def every_fact(
+    task: RecallTask,
+    facts: Int[Array, "S R"],
+    n_contexts: int = 1,
+    *,
+    key: Key,
+    n_noise: Array | None = None,
+) -> RecallBatch:
     """Every one of the S·R facts in ``n_contexts`` fresh random contexts each (B = n_contexts·S·R).
 
     Row order is (context, subject, relation), so ``reshape(n_contexts, S, R)`` recovers the grid.
+    ``n_noise``: see :func:`place`.
 
     >>> import jax
     >>> task = recall_task(3, 2, 2, T=5)
@@ -180,4 +195,4 @@ def every_fact(task: RecallTask, facts: Int[Array, "S R"], n_contexts: int = 1, 
     """
     s = jnp.tile(jnp.repeat(jnp.arange(task.S), task.R), n_contexts)
     r = jnp.tile(jnp.arange(task.R), task.S * n_contexts)
-    return RecallBatch(_place(task, s, r, key=key), facts[s, r], s, r)
+    return RecallBatch(place(task, s, r, key=key, n_noise=n_noise), facts[s, r], s, r)
