@@ -34,8 +34,8 @@ TINY_TRAIN = {
 }
 TINY_PARAMS = 4 * 2 * 4 * 16 + 2 * 16 * 16
 # the suite's transformer-capacity point (``factrecall capacity transformer``): 4·H·d_h·d + 2·m·d = 32
-# parameters; its search starts at k = 2 (S = R = k, from 0.15 facts per parameter), stores k = 2 (4 facts)
-# and fails k = 3: two task sizes, two compiled programs, shared by the tests that search it
+# parameters; its search starts at S = R = 2 (from 0.15 facts per parameter), fails it and stores S = 2,
+# R = 1 (2 facts): one compiled program (one bucket), shared by the tests that search it
 TINY_CAPACITY = {
     "d": 4,
     "H": 1,
@@ -62,6 +62,7 @@ FLAGS = {
     "batch": "--batch",
     "lrs": "--lr",
     "criterion": "--criterion",
+    "criterion_on": "--criterion-on",
     "seed": "--seed",
 }
 

@@ -18,6 +18,7 @@ FLAGS = {
     "--outputs": "M",
     "--seeds": "seeds",
     "--criterion": "criterion",
+    "--criterion-on": "criterion_on",
     "--top-k": "top_k",
     "--method": "method",
     "--lr": "lrs",

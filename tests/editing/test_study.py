@@ -38,8 +38,8 @@ def test_edit_capacity_is_censored_when_nothing_broke():
 
 
 def test_fill_sizes_and_edit_counts():
-    k_star = 12  # N* = 144
-    assert [study.fill_sizes(k_star, f) for f in (0.25, 0.5, 0.75, 1.0)] == [
+    N_star = 144  # k* = 12
+    assert [study.fill_sizes(N_star, f) for f in (0.25, 0.5, 0.75, 1.0)] == [
         (3, 12),
         (6, 12),
         (9, 12),
@@ -122,8 +122,8 @@ def test_edit_curve_doubles_k_until_the_model_breaks(edit_model, mode):
 
 
 def test_a_point_measures_the_capacity_fills_and_edits(tmp_path, tiny_capacity):
-    """An ``editing`` sweep point on the suite's tiny capacity shape (32 parameters: N* = 4 facts, S = R = 2),
-    so the capacity search shares its programs with the capacity tests."""
+    """An ``editing`` sweep point on the suite's tiny capacity shape (32 parameters: N* = 2 facts, 2 × 1), so
+    the capacity search shares its programs with the capacity tests."""
     from factrecall.experiments import config, sweeps
     from factrecall.experiments.store import Store
 
@@ -136,7 +136,7 @@ def test_a_point_measures_the_capacity_fills_and_edits(tmp_path, tiny_capacity):
         (row,) = store.rows()
     assert summary.failed == 0, row["reason"]
     record = row["metrics"]
-    assert (record["N_star"], record["k_star"], record["S"], record["R"], record["N"]) == (4, 2, 2, 2, 4)
+    assert (record["N_star"], record["k_star"], record["S"], record["R"], record["N"]) == (2, 1, 2, 1, 2)
     assert record["spare"] == 0 and record["params"] == tiny_capacity.params
     (seed,) = record["per_seed"]
     assert [c["k"] for c in seed["curve"]] in ([1], [1, 2]) and 0 <= seed["facts_stored"] <= 1
@@ -148,7 +148,7 @@ def test_a_point_measures_the_capacity_fills_and_edits(tmp_path, tiny_capacity):
     scores = [
         [{k: c[k] for k in ("k", "efficacy", "specificity")} for c in s["curve"]] for s in record["per_seed"]
     ]
-    assert (again["N_star"], again["edit_capacity"]) == (4, record["edit_capacity"])
+    assert (again["N_star"], again["edit_capacity"]) == (2, record["edit_capacity"])
     assert [
         [{k: c[k] for k in ("k", "efficacy", "specificity")} for c in s["curve"]] for s in again["per_seed"]
     ] == (scores)

@@ -18,7 +18,7 @@ def _canned(point, capacity_of_spare):
     ``capacity_of_spare(N* − N)``; the curve breaks at twice that (censored when it reaches k ≥ N/2)."""
     from factrecall.editing import study
 
-    S, R = study.fill_sizes(12, point["fill"])
+    S, R = study.fill_sizes(144, point["fill"])
     N = S * R
     per_seed = []
     for seed in point["seeds"]:

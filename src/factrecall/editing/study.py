@@ -7,11 +7,12 @@ breaks, the edit-capacity rule (:func:`edit_capacity`) and the fit of edit capac
 N* − N (:func:`slope_fit`).
 
 * **Capacity.** N* is measured, never quoted: the transformer capacity search
-  (:func:`factrecall.recall.capacity.capacity`, S = R = k) at the spec's recipe gives each seed's largest
-  stored k² (``capacity_per_seed``); N* is their median (the seeds' capacities spread by tens of percent
-  at quick budgets, and the worst seed's would leave the others half empty at f = 1), k* = round(√N*).
-* **Fill.** At fill ratio f the model stores N = S·R facts with R = k* fixed and S = max(1, round(f·k*)), so
-  N ≈ f·N*; each seed's model is trained on its own random facts (fold_in(key(seed), 1)) by the capacity
+  (:func:`factrecall.recall.capacity.capacity`, one row or column at a time) at the spec's recipe gives
+  each seed's largest stored S·R (``capacity_per_seed``); N* is their median (the seeds' capacities spread
+  by tens of percent at quick budgets, and the worst seed's would leave the others half empty at f = 1),
+  k* = round(√N*).
+* **Fill.** At fill ratio f the model stores N = S·R facts with R = k* fixed and S = max(1, round(f·N*/k*)),
+  so N ≈ f·N*; each seed's model is trained on its own random facts (fold_in(key(seed), 1)) by the capacity
   trials' recipe until every fact is answered in :data:`TRAIN_CONTEXTS` fixed contexts (criterion 1.0;
   training stops at the first evaluation that passes, and a model that barely passes a capacity trial's
   2 contexts misses facts, and edits, in fresh ones), all seeds as one program
@@ -139,13 +140,17 @@ def shape_capacity(spec: Spec, seeds: tuple[int, ...]) -> dict[str, Any]:
     return capacity(spec, seeds).summary()
 
 
-def fill_sizes(k_star: int, fill: float) -> tuple[int, int]:
-    """(S, R) of fill ratio f for a capacity N* = k*²: R = k* and S = max(1, round(f·k*)), so S·R ≈ f·N*.
+def fill_sizes(N_star: int, fill: float) -> tuple[int, int]:
+    """(S, R) of fill ratio f for a capacity of N* facts: R = k* = round(√N*) and S = max(1, round(f·N*/R)),
+    so S·R ≈ f·N* (N* need not be a square: the capacity search grows one row or column at a time).
 
-    >>> fill_sizes(12, 0.25), fill_sizes(12, 1.0), fill_sizes(3, 0.1)
+    >>> fill_sizes(144, 0.25), fill_sizes(144, 1.0), fill_sizes(9, 0.1)
     ((3, 12), (12, 12), (1, 3))
+    >>> fill_sizes(210, 1.0), fill_sizes(2, 1.0)
+    ((15, 14), (2, 1))
     """
-    return max(1, round(fill * k_star)), k_star
+    R = max(1, round(math.sqrt(N_star)))
+    return max(1, round(fill * N_star / R)), R
 
 
 def edit_ks(n_facts: int, max_edits: int | None = None) -> list[int]:
@@ -278,9 +283,9 @@ def run_point(spec: EditingSpec, update: Update | None = None) -> dict[str, Any]
     cap_spec = spec.capacity_spec()
     cap = shape_capacity(cap_spec, seeds)
     N_star = int(np.median(cap["capacity_per_seed"]))
-    k_star = round(math.sqrt(N_star))
-    check(k_star >= 1, f"the shape d={spec.d}, H={spec.H}, d_h={spec.d_h}, m={spec.m} stores no fact set")
-    S, R = fill_sizes(k_star, spec.fill)
+    check(N_star >= 1, f"the shape d={spec.d}, H={spec.H}, d_h={spec.d_h}, m={spec.m} stores no fact set")
+    S, R = fill_sizes(N_star, spec.fill)
+    k_star = R
     task = recall_task(S, R, spec.D, T=spec.T)
     recipe = cap_spec.recipe._replace(criterion=1.0, n_contexts=TRAIN_CONTEXTS)
     validate_recipe(recipe)

@@ -28,10 +28,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from factrecall.core.base import Array, Float, Int, Key, Params, substream, uniform
+from factrecall.core.base import Array, Float, Int, Key, Params, substream
 from factrecall.core.engine import Problem, cross_entropy
-from factrecall.memories.embeddings import gaussian
 from factrecall.recall.task import RecallBatch, RecallTask, every_fact, place
 from factrecall.recall.training import exact_fraction, logits_of
 from factrecall.recall.transformer import EMBEDDINGS, TransformerConfig, forward, init
@@ -70,19 +70,29 @@ def trial_data(pad: RecallTask, d: int, seed: int, S: int, R: int, D: int) -> di
     """
     src = trial_source(seed, S, R, D)
     rows = (pad.S, pad.R, pad.n_noise, 1)
-    subj, rel, noise, eos = (gaussian(n, d, key=substream(src, i)) for i, n in enumerate(rows))
-    answers = [gaussian(pad.D, d, key=substream(substream(src, 4), r)) for r in range(pad.R)]
-    offsets = [jnp.floor(uniform(substream(substream(src, 5), r), (pad.S,)) * D) for r in range(pad.R)]
-    offset = jnp.minimum(jnp.stack(offsets, axis=1), D - 1).astype(jnp.int32)
+    subj, rel, noise, eos = (_gaussian(substream(src, i), n, d) for i, n in enumerate(rows))
+    answers = [_gaussian(substream(substream(src, 4), r), pad.D, d) for r in range(pad.R)]
+    u = np.stack([_uniform(substream(substream(src, 5), r), pad.S) for r in range(pad.R)], axis=1)
+    offset = np.minimum(np.floor(u * D), D - 1).astype(np.int32)
     return {
-        "wte": jnp.concatenate([subj, rel, noise, eos]),
-        "unembed": jnp.concatenate(answers),
-        "facts": offset + pad.D * jnp.arange(pad.R, dtype=jnp.int32)[None, :],
+        "wte": jnp.asarray(np.concatenate([subj, rel, noise, eos])),
+        "unembed": jnp.asarray(np.concatenate(answers)),
+        "facts": jnp.asarray(offset + pad.D * np.arange(pad.R, dtype=np.int32)[None, :]),
         "S": jnp.asarray(S, jnp.int32),
         "R": jnp.asarray(R, jnp.int32),
         "D": jnp.asarray(D, jnp.int32),
         "eval_key": jax.random.fold_in(trial_key(seed, S, R, D), 1),
     }
+
+
+def _gaussian(src: tuple[int, ...], n: int, d: int) -> np.ndarray:
+    """n rows of N(0, 1/d) entries drawn on the host, as :func:`factrecall.memories.embeddings.gaussian` draws
+    from a seed tuple (NumPy throughout: no program is compiled per bucket shape)."""
+    return np.random.default_rng(src).standard_normal((n, d), dtype=np.float32) / np.sqrt(np.float32(d))
+
+
+def _uniform(src: tuple[int, ...], n: int) -> np.ndarray:
+    return np.random.default_rng(src).random(n, dtype=np.float32)
 
 
 def trial_key(seed: int, S: int, R: int, D: int) -> Key:
@@ -96,8 +106,12 @@ def trial_key(seed: int, S: int, R: int, D: int) -> Key:
 
 def initial_weights(cfg: TransformerConfig, seed: int) -> Params:
     """The weights every trial of ``seed`` starts from (the embeddings are the trial's data)."""
-    p = init(cfg._replace(vocab=1, n_out=1), key=jax.random.fold_in(jax.random.key(seed), 0))
-    return {k: v for k, v in p.items() if k not in EMBEDDINGS}
+    return _weights(cfg._replace(vocab=1, n_out=1), jax.random.fold_in(jax.random.key(seed), 0))
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _weights(cfg: TransformerConfig, key: Key) -> Params:
+    return {k: v for k, v in init(cfg, key=key).items() if k not in EMBEDDINGS}
 
 
 def _model(weights: Params, data: dict[str, Any]) -> Params:
