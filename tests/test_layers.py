@@ -61,6 +61,7 @@ MODULES = {
         "config": 0,
         "store": 0,
         "plots": 0,
+        "plots_transformer": 1,
         "specs": 1,
         "sweeps": 2,
         "report": 2,

@@ -44,7 +44,11 @@ def _cli_error(tmp_path, capsys, text, *extra):
         (GOOD.replace('"memory_capacity"', '"nope"'), "unknown experiment 'nope'; allowed: memory_capacity"),
         (GOOD.replace('"hebbian"', '"construction"'), "method for linear must be one of trained, hebbian"),
         ('figure = "fig99"\nscale = "quick"\n[[points]]\nd = 4\n', "unknown figure 'fig99'"),
-        ('figure = "fig1"\nscale = "huge"\n', "scale: Input should be 'quick' or 'paper'"),
+        ('figure = "fig1"\nscale = "huge"\n', "scale: Input should be 'quick', 'medium' or 'paper'"),
+        (
+            'figure = "fig1"\nscale = "medium"\n',
+            "figure fig1 has no scale 'medium'; its scales: quick, paper",
+        ),
     ],
 )
 def test_bad_sweep_files_exit_2_naming_the_key(tmp_path, capsys, text, needle):

@@ -48,7 +48,7 @@ def built(monkeypatch):
 @pytest.mark.parametrize("name", sorted(RUNS_THROUGH))
 def test_figure_points_build_the_experiment_model_with_its_defaults(built, name):
     figure = reproduce.FIGURES[name]
-    for scale in ("quick", "paper"):
+    for scale in figure.scales:
         for point in figure.points(scale):
             built.clear()
             figure.run(point, lambda *a: None)

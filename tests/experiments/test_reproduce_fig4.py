@@ -35,10 +35,11 @@ def test_tradeoff_comparison_and_plot(tmp_path):
         for m in point["ms"]
     ]
     rows = [{**point, "R": point["S"], "cells": cells}]
+    task = "S = R = 16, d_h = 2: scaled-down task"
     cmp = {c["quantity"]: c["ours"] for c in reproduce.FIGURES["fig4-tradeoff"].compare(rows)}
-    assert abs(cmp["best accuracy with H = 1"] - (0.1 + 64 / 200)) < 1e-9
-    assert abs(cmp["min accuracy over H ≥ 6, m ≥ 48"] - (0.6 + 48 / 200)) < 1e-9
-    assert cmp["fewest heads reaching 0.99 at m = 1 (no MLP)"] == 12
+    assert abs(cmp[f"best accuracy with H = 1 ({task})"] - (0.1 + 64 / 200)) < 1e-9
+    assert abs(cmp[f"min accuracy over H ≥ 6, m ≥ 48 ({task})"] - (0.6 + 48 / 200)) < 1e-9
+    assert cmp[f"fewest heads reaching 0.99 at m = 1 (no MLP; {task})"] == 12
     paths = reproduce.FIGURES["fig4-tradeoff"].draw(rows, tmp_path / "t")
     assert all(p.stat().st_size > 0 for p in paths)
 

@@ -24,7 +24,7 @@ Example (``factrecall sweep my.toml``)::
     d = [8, 16]
     m = [8, 16, 32]
 
-Paper: SPEC §7 (figures at quick and paper scale), §8 (one sweep definition, any backend).
+Paper: SPEC §7 (figures at quick, medium and paper scale), §8 (one sweep definition, any backend).
 """
 
 from __future__ import annotations
@@ -46,7 +46,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-SCALES = ("quick", "paper")
+SCALES = ("quick", "medium", "paper")
+"""The scales of the figures, smallest first: ``quick`` (minutes on 2 CPU cores), ``medium`` (the paper's task
+and recipe on part of its grid: Figure 4 only, see ``Figure.scales``) and ``paper`` (the paper's grids)."""
 # Paper symbols that count something: in any point (figure or experiment) they must be ≥ 1.
 SIZES = ("d", "m", "M", "H", "d_h", "S", "R", "D", "T", "N", "n_steps", "rank", "top_k")
 

@@ -1,7 +1,10 @@
 """Drawing, one function per paper figure, from result rows (dicts) and the guide lines of ``bounds`` (which
-read the paper's constants from :data:`factrecall.core.paper.PAPER`).
+read the paper's constants from :data:`factrecall.core.paper.PAPER`); Figure 4's are in
+:mod:`factrecall.experiments.plots_transformer`.
 
 Each function writes ``<stem>.png`` and ``<stem>.pdf`` atomically and returns their paths. No JAX here.
+
+Paper: Figures 1, 5 and 6, the constructions of §4; SPEC §7.
 """
 
 from __future__ import annotations
@@ -47,7 +50,8 @@ def _band(ax: plt.Axes, x: Sequence[float], rows: Sequence[Row], color: str, lab
     ax.plot(xs, med, "o-", color=color, label=label, markersize=4)
 
 
-def _loglog(ax: plt.Axes, xlabel: str, ylabel: str, title: str) -> None:
+def loglog(ax: plt.Axes, xlabel: str, ylabel: str, title: str) -> None:
+    """Log-log axes with their labels, title, grid and legend."""
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(xlabel)
@@ -75,7 +79,7 @@ def _linear_panel(ax: plt.Axes, rows: Sequence[Row]) -> None:
         color="gray",
         label="all-correct ceiling N log N = d²/2",
     )
-    _loglog(ax, "parameters d²", "capacity N*", "Linear memory (M = N)")
+    loglog(ax, "parameters d²", "capacity N*", "Linear memory (M = N)")
 
 
 def _mlp_panel(ax: plt.Axes, rows: Sequence[Row], guide: str) -> None:
@@ -103,7 +107,7 @@ def fig1(linear_rows: Sequence[Row], mlp_rows: Sequence[Row], stem: Path) -> lis
         _linear_panel(axes[0], linear_rows)
     if mlp_rows:
         _mlp_panel(axes[1], mlp_rows, "NlogN")
-        _loglog(axes[1], "m·d (the MLP has 2·m·d weights)", "capacity N*", "MLP memory (M = N)")
+        loglog(axes[1], "m·d (the MLP has 2·m·d weights)", "capacity N*", "MLP memory (M = N)")
     return save(fig, stem)
 
 
@@ -111,57 +115,7 @@ def fig6(rows: Sequence[Row], stem: Path) -> list[Path]:
     """Figure 6: MLP capacity with M = 32 fixed outputs vs m·d, per α, with the guide m·d = 1.2·N."""
     fig, ax = plt.subplots(figsize=(5.5, 4), layout="constrained")
     _mlp_panel(ax, rows, "N")
-    _loglog(ax, "m·d (the MLP has 2·m·d weights)", "capacity N*", "MLP memory, M = 32 outputs")
-    return save(fig, stem)
-
-
-# ----------------------------------------------------------------------- transformer figures (Figure 4)
-
-
-def fig4(rows: Sequence[Row], stem: Path, guide: float) -> list[Path]:
-    """Figure 4 left: facts stored (S·R at the criterion) vs parameters 4·H·d_h·d + 2·m·d, per width ratio,
-    with the fitted line and the paper's guide facts = ``guide``·params."""
-    fig, ax = plt.subplots(figsize=(6, 4.5), layout="constrained")
-    ratios = sorted({(r["attention_ratio"], r["mlp_ratio"]) for r in rows})
-    for i, (ra, rm) in enumerate(ratios):
-        pts = sorted(
-            (r["params"], r["facts"]) for r in rows if (r["attention_ratio"], r["mlp_ratio"]) == (ra, rm)
-        )
-        x, y = zip(*pts, strict=True)
-        ax.plot(x, y, "o-", color=COLORS[i % len(COLORS)], ms=4, label=f"H·d_h/d={ra:g}, m/d={rm:g}")
-    x = np.array(sorted(r["params"] for r in rows), dtype=float)
-    ax.plot(x, guide * x, "k--", lw=1, label=f"paper: facts = {guide:g}·params")
-    stored = [r for r in rows if r["facts"] > 0]
-    if len(stored) >= 2:
-        fit = fits.power_law([r["params"] for r in stored], [r["facts"] for r in stored])
-        ax.plot(x, fit.prefactor * x**fit.slope, "k:", lw=1, label=f"fit: facts ∝ params^{fit.slope:.2f}")
-    _loglog(ax, "parameters 4·H·d_h·d + 2·m·d", "facts stored (S·R)", "One-layer transformer (H = 8)")
-    ax.legend(fontsize=6)
-    return save(fig, stem)
-
-
-def fig4_tradeoff(rows: Sequence[Row], stem: Path) -> list[Path]:
-    """Figure 4 right: accuracy over every fact on the (d·d_h·H, d·m) plane, with the paper's frontier
-    MLP ≈ 2300 − attention/2 (:func:`factrecall.core.bounds.guide_frontier_mlp`) drawn when the grid is the
-    paper's task (S = R = 32, d_h = 8)."""
-    cells = [c for r in rows for c in r["cells"]]
-    fig, ax = plt.subplots(figsize=(6, 4.5), layout="constrained")
-    x = np.array([c["attention_axis"] for c in cells], dtype=float)
-    y = np.array([c["mlp_axis"] for c in cells], dtype=float)
-    acc = np.array([c["accuracy"] for c in cells])
-    sc = ax.scatter(x, y, c=acc, cmap="viridis", vmin=0, vmax=1, marker="s", s=120)
-    for xi, yi, a in zip(x, y, acc, strict=True):
-        ax.annotate(f"{a:.2f}", (xi, yi), fontsize=5, ha="center", va="center", color="w" if a < 0.6 else "k")
-    fig.colorbar(sc, ax=ax, label="accuracy over every fact")
-    r0 = rows[0]
-    title = f"S = {r0.get('S')}, R = {r0.get('R')}, d = {r0.get('d')}, d_h = {r0.get('d_h')}"
-    if (r0.get("S"), r0.get("R"), r0.get("d_h")) == (32, 32, 8):  # the paper's setting: its frontier applies
-        line = np.linspace(0, x.max(), 50)
-        ax.plot(line, np.maximum(bounds.guide_frontier_mlp(line), 0), "r--", lw=1, label="paper's frontier")
-        ax.legend(fontsize=7)
-    else:
-        title += "\n(the paper's frontier, for S = R = 32 and d_h = 8, does not apply)"
-    ax.set(xlabel="attention parameters d·d_h·H", ylabel="MLP parameters d·m", title=title)
+    loglog(ax, "m·d (the MLP has 2·m·d weights)", "capacity N*", "MLP memory, M = 32 outputs")
     return save(fig, stem)
 
 
@@ -196,7 +150,7 @@ def constructions(rows: Sequence[Row], stem: Path) -> list[Path]:
     if len(facts):
         bits = [bounds.bits_facts(int(np.sqrt(f)), int(np.sqrt(f)), 8) for f in facts]
         ax.plot(facts, bits, "k:", lw=1, label="S·R·log2 D bits (params at 1 bit/param)")
-    _loglog(
+    loglog(
         ax,
         "facts S·R (S = R, D = 8)",
         "parameters 4·H·d_h·d + 2·m·d",
@@ -300,7 +254,7 @@ def plateau(rows: Sequence[Row], stem: Path) -> list[Path]:
             axes[0].text(
                 0.03, 0.97, f"subject step ∝ S^{fit.slope:.2f}", transform=axes[0].transAxes, va="top"
             )
-        _loglog(axes[0], "subjects S (R, D fixed)", "transition step", "transitions vs S")
+        loglog(axes[0], "subjects S (R, D fixed)", "transition step", "transitions vs S")
     zipf_S = {r["S"] for r in rows if r["alpha_S"] > 0}
     by_a = sorted((r for r in rows if r["S"] in zipf_S), key=lambda r: r["alpha_S"])
     if by_a:
@@ -339,7 +293,7 @@ def planner_scaling(rows: Sequence[Row], stem: Path) -> list[Path]:
     grid = np.geomspace(allP.min(), allP.max(), 50)
     guide = PAPER["transformer_bits_per_param"].value
     ax.plot(grid, guide * grid, "k--", lw=1, label=f"paper's guide {guide:.2f} bits/param (Fig. 4, D = 8)")
-    _loglog(ax, "parameters 4·H·d_h·d + 2·m·d", "bits stored (n²·log2 8)", "Planner data: capacity by family")
+    loglog(ax, "parameters 4·H·d_h·d + 2·m·d", "bits stored (n²·log2 8)", "Planner data: capacity by family")
     return save(fig, stem)
 
 

@@ -145,10 +145,20 @@ def _span(values: Sequence[Any], fmt: Callable[[Any], str]) -> str:
     return f"{fmt(min(finite))} to {fmt(max(finite))} ({len(values)} values)"
 
 
+def _quotes(row: dict[str, Any], constant: Constant) -> bool:
+    """Whether a comparison row compares with ``constant`` (its source and value: two constants may share
+    a source)."""
+    return row.get("paper_source") == constant.source and row.get("paper") == constant.value
+
+
 def _constant_cells(constant: Constant, secs: list[Section]) -> tuple[str, ...]:
-    """A line of the opening table: the constant, the paper's value, ours from the figure measuring it."""
-    section = next((s for s in secs if s.name == constant.figure), None)
-    rows = [c for c in section.comparison if c.get("paper_source") == constant.source] if section else []
+    """A line of the opening table: the constant, the paper's value, ours from the figure measuring it (for
+    a guide line, ``figure`` None, from a figure whose comparison quotes it, if any)."""
+    if constant.figure is not None:
+        section = next((s for s in secs if s.name == constant.figure), None)
+    else:
+        section = next((s for s in secs if any(_quotes(c, constant) for c in s.comparison)), None)
+    rows = [c for c in section.comparison if _quotes(c, constant)] if section else []
     if section is None or not rows:
         ours, dev = "not measured", "—"
     else:

@@ -12,6 +12,12 @@ recorded with its reason and the others go on. A figure that declares a
 they measure instead of computing them again. Then the figure is drawn (PNG + PDF, with its data as CSV
 and JSON) and the report (:mod:`factrecall.experiments.report`) is rewritten from every figure in the
 store.
+
+A figure offers the scales of its ``scales`` (every figure ``quick`` and ``paper``; Figure 4 ``medium`` too):
+asking a figure for another scale is a :class:`~factrecall.core.errors.ConfigError` before anything runs
+or is written, and ``all`` runs the paper's figures that offer the scale asked for.
+
+Paper: SPEC §7 (each figure at a quick and at the paper's scale).
 """
 
 from __future__ import annotations
@@ -58,8 +64,22 @@ def _figure(name: str) -> Figure:
     return FIGURES[name]
 
 
-def _targets(target: str) -> list[str]:
-    return [n for n in FIGURES if n not in BEYOND_PAPER] if target == "all" else [_figure(target).name]
+def _check_scale(figure: Figure, scale: str) -> None:
+    check(
+        scale in figure.scales,
+        f"figure {figure.name} has no scale {scale!r}; its scales: {', '.join(figure.scales)}",
+    )
+
+
+def _targets(target: str, scale: str) -> list[str]:
+    """The figures ``target`` names at ``scale``: one figure (which must offer the scale), or for ``all``
+    the paper's figures that offer it."""
+    check(scale in SCALES, f"unknown scale {scale!r}; expected one of {', '.join(SCALES)}")
+    if target != "all":
+        figure = _figure(target)
+        _check_scale(figure, scale)
+        return [figure.name]
+    return [n for n, f in FIGURES.items() if n not in BEYOND_PAPER and scale in f.scales]
 
 
 def _copy_or_run(copies: dict[str, Row], run: Task, point: Point, update: Update) -> Row:
@@ -123,15 +143,15 @@ def run(
     store: Path | None = None,
     **backend: Any,
 ) -> Path:
-    """Reproduce ``target`` (a figure name or ``all``) at ``scale``: points through the store (default
-    ``<out>/results.db``), figures and data into ``out``, then ``report.md``/``report.html``; returns the
-    path of ``report.md``.
+    """Reproduce ``target`` (a figure name, or ``all``: the paper's figures offering ``scale``) at ``scale``:
+    points through the store (default ``<out>/results.db``), figures and data into ``out``, then
+    ``report.md``/``report.html``; returns the path of ``report.md``.
 
     Raises:
-        ConfigError: unknown target or scale, or no data to plot with ``plot_only``.
+        ConfigError: unknown target or scale, a figure without that scale, or no data to plot with
+            ``plot_only``; raised before anything is written.
     """
-    names = _targets(target)
-    check(scale in SCALES, f"unknown scale {scale!r}; expected one of {', '.join(SCALES)}")
+    names = _targets(target, scale)
     with Store(store or Path(out) / "results.db") as db:
         for name in names:
             figure = FIGURES[name]
@@ -149,7 +169,7 @@ def failed_points(target: str, scale: str, store: Path) -> int:
     """How many of the points of ``target`` (a figure or ``all``) at ``scale`` are stored as failed."""
     with Store(store) as db:
         failed = 0
-        for name in _targets(target):
+        for name in _targets(target, scale):
             statuses = db.statuses(name, scale)
             keys = {point_key(p) for p in FIGURES[name].points(scale)}
             failed += sum(statuses.get(k) == "failed" for k in keys)
@@ -163,15 +183,16 @@ def load_rows(out: Path, name: str) -> list[Row]:
 
 
 def figure_points(cfg: SweepConfig) -> list[Point]:
-    """The points of a figure config, checked against the figure's own points (unknown keys, types,
-    sizes); keys the figure sets to ``None`` and TOML cannot write are restored.
+    """The points of a figure config, checked against the figure's own points at every scale (unknown keys,
+    types, sizes); keys the figure sets to ``None`` and TOML cannot write are restored.
 
     Raises:
-        ConfigError: unknown figure, or a point that does not fit the figure.
+        ConfigError: unknown figure, a scale the figure does not offer, or a point that does not fit it.
     """
     assert cfg.figure is not None
     figure = _figure(cfg.figure)
-    examples = [*figure.points("quick"), *figure.points("paper")]
+    _check_scale(figure, cfg.scale)
+    examples = [p for scale in figure.scales for p in figure.points(scale)]
     nulls = {k for ex in examples for k, v in ex.items() if v is None}
     points = []
     for i, p in enumerate(cfg.points):
@@ -234,10 +255,10 @@ def config_text(figure: Figure, scale: str) -> str:
 
 
 def write_configs(folder: Path) -> list[Path]:
-    """Write one config per figure and scale into ``folder`` (see :func:`config_text`)."""
+    """Write one config per figure and scale it offers into ``folder`` (see :func:`config_text`)."""
     paths = []
     for figure in FIGURES.values():
-        for scale in SCALES:
+        for scale in figure.scales:
             path = Path(folder) / config_name(figure.name, scale)
             atomic_write(path, config_text(figure, scale))
             paths.append(path)

@@ -2,6 +2,8 @@
 and the one helper that builds a comparison row from the paper's table (:func:`compared`).
 
 No JAX here: a figure's ``run`` imports the library code it needs when it runs.
+
+Paper: SPEC §7 (each figure at a quick and at the paper's scale; the report compares with the paper).
 """
 
 from __future__ import annotations
@@ -36,12 +38,14 @@ class Figure(NamedTuple):
     Attributes:
         name: the figure's name (``factrecall reproduce NAME``, the store's sweep column).
         title: one line, the report's section title and the config's first line.
-        points: its points at a scale (``quick`` or ``paper``), JSON-able dicts.
+        points: its points at a scale (one of ``scales``), JSON-able dicts.
         run: ``run(point, update) -> row``, the measurement of one point.
         draw: ``draw(rows, stem) -> paths`` (PNG and PDF at ``stem``).
         compare: ``compare(rows) -> comparison rows`` (see :func:`compared`).
         expected: run time and result to expect (the report and the config headers quote it).
         reuse: another figure whose stored rows stand for some points (copied, marked ``reused_from``).
+        scales: the scales it offers, in the order of :data:`factrecall.experiments.config.SCALES` (every
+            figure offers ``quick`` and ``paper``; Figure 4's ``medium`` too).
     """
 
     name: str
@@ -52,6 +56,7 @@ class Figure(NamedTuple):
     compare: Callable[[list[Row]], list[Row]]
     expected: str
     reuse: Reuse | None = None
+    scales: tuple[str, ...] = ("quick", "paper")
 
 
 def compared(key: str, quantity: str, ours: float) -> Row:

@@ -1,7 +1,10 @@
 """Figure 4 (§4–§5): one-layer transformers on the factual-recall task. Left (``fig4``): the largest fact set
 S·R stored at 99% vs parameters 4·H·d_h·d + 2·m·d over width ratios; right (``fig4-tradeoff``): accuracy over
-heads H × MLP width m. Their grids, points, run, draw and comparison with the paper's 0.15 facts/param,
-0.45 bits/param and the bands of Figure 4 right.
+heads H × MLP width m. Their grids at the quick, medium and paper scales, points, run, draw and comparison
+with the paper's 0.15 facts/param, 0.45 bits/param, the bands of Figure 4 right and its frontier
+d·m ≈ 2300 − d·d_h·H/2.
+
+Paper: §4–§5, Figure 4; SPEC §3, §7.
 """
 
 from __future__ import annotations
@@ -10,18 +13,38 @@ import math
 from pathlib import Path
 
 from factrecall.core import fits
-from factrecall.core.paper import PAPER
+from factrecall.core.errors import check
+from factrecall.core.paper import PAPER, PAPER_LRS
 from factrecall.core.progress import Update
-from factrecall.experiments import plots
+from factrecall.experiments import plots_transformer
+from factrecall.experiments.config import SCALES
 from factrecall.experiments.figures.base import Figure, Point, Row, compared
 
-FIG4_D = {"quick": (8, 16, 24), "paper": (8, 11, 16, 23, 32, 45, 64, 90, 128, 181)}
-FIG4_RATIOS = {
+FIG4_D = {
+    "quick": (8, 16, 24),
+    "medium": (8, 11, 16, 23, 32),
+    "paper": (8, 11, 16, 23, 32, 45, 64, 90, 128, 181),
+}
+FIG4_RATIOS = {  # (H·d_h/d, m/d); quick and medium: the first ratio over d, the others at d = 16 only
     "quick": ((1.0, 1.0), (0.5, 1.0), (1.0, 0.5), (2.0, 1.0)),
+    "medium": ((1.0, 1.0), (4.0, 4.0), (4.0, 0.25), (0.25, 4.0), (0.25, 0.25)),  # the paper grid's corners
     "paper": tuple((a, m) for a in (4, 2, 1, 0.5, 0.25) for m in (4, 2, 1, 0.5, 0.25)),
 }
-# quick scale: a smaller batch and budget than the paper's (batch 1024, 2^14 steps, lrs 1e-3…1e-2)
-FIG4_RECIPE = {"quick": (256, 4096, (1e-2, 3e-2)), "paper": (1024, 16384, (1e-3, 3e-3, 1e-2))}
+# quick scale: a smaller batch and budget than the paper's (batch 1024, 2^14 steps, lrs 1e-3…1e-2); medium
+# and paper: the paper's recipe
+FIG4_RECIPE = {
+    "quick": (256, 4096, (1e-2, 3e-2)),
+    "medium": (1024, 16384, PAPER_LRS),
+    "paper": (1024, 16384, PAPER_LRS),
+}
+
+MEDIUM_HS = (1, 2, 4, 6, 8, 12, 16, 20, 24)
+MEDIUM_MS = (1, 8, 16, 32, 48, 64, 128)
+MEDIUM_CELLS = sorted(
+    {(H, m) for H in MEDIUM_HS for m in (1, 64)} | {(H, m) for H in (1, 8) for m in MEDIUM_MS}
+)
+"""The medium trade-off's cells: rows m = 1 and m = 64 over H, columns H = 1 and H = 8 over m (a cross of
+the paper's axes, 28 cells)."""
 
 TRADEOFF_GRID = {
     # quick: a 16 × 16 fact table (the paper's 32 × 32 needs ≈ 4× the steps) on a coarser grid, with heads
@@ -36,6 +59,29 @@ TRADEOFF_GRID = {
         "n_steps": 4096,
         "lrs": [3e-2],
     },
+    # medium: the paper's task (S = R = 32, d_h = 8, d = 32, D = 8) on MEDIUM_CELLS in 4 programs grouped by
+    # size (recall.tradeoff.group_cells pads them to (2, 128), (8, 128), (16, 64), (24, 64)), within 30 min
+    # on 2 CPU cores. Cost, from 256-step probes timed against a fixed reference (the quick task's 2 × 2
+    # grid, 0.85 s idle): one cell costs ≈ 5.5 µs per sequence-step at H = 8, m = 64 and ≈ 9.6 µs at
+    # H = 24, m = 128 (idle, one core); this grid at batch 512 took 79 s for 256 steps with the reference at
+    # 4.8× its idle time (≈ 16 s idle, ≈ 4.5 µs per sequence-step on 2 cores): ≈ 10 min idle for 8192
+    # steps, where the paper's recipe (3 rates × 2^14 steps × 1024) would take ≈ 2 h. Recipe, from
+    # convergence probes (cells H = 4…8 with m = 32…64 and H = 16, 20 with m = 1; batch 256–512,
+    # 4096–16384 steps, rates 1e-2 and 3e-2): for the same sequences, 8192 steps of 512 with a cosine
+    # schedule at 3e-2 end at least as high as 16384 steps of 256 at a constant 1e-2 (H = 8, m = 32: 0.98
+    # vs 0.91; H = 16, m = 1: 0.98 vs 0.94; a constant 3e-2 is too noisy at batch 256), and the cosine
+    # schedule at 1e-2 ends no higher (0.95, 0.98). Deviations from the paper: batch 512 (not 1024), 8192
+    # steps (not 2^14), one rate 3e-2 with a cosine schedule (not 1e-3, 3e-3, 1e-2 constant).
+    "medium": {
+        "S": 32,
+        "d_h": 8,
+        "shapes": [list(c) for c in MEDIUM_CELLS],
+        "programs": 4,
+        "batch": 512,
+        "n_steps": 8192,
+        "lrs": [3e-2],
+        "schedule": "cosine",
+    },
     "paper": {
         "S": 32,
         "d_h": 8,
@@ -49,13 +95,13 @@ TRADEOFF_GRID = {
 
 
 def fig4_points(scale: str) -> list[Point]:
-    """H = 8 transformers over d and the width ratios (H·d_h/d, m/d); quick: every ratio at d = 16 and the
-    diagonal ratio over d."""
+    """H = 8 transformers over d and the width ratios (H·d_h/d, m/d); quick and medium: every ratio at
+    d = 16 and the diagonal ratio (1, 1) over d; paper: every ratio at every d."""
     batch, n_steps, lrs = FIG4_RECIPE[scale]
     points = []
     for d in FIG4_D[scale]:
         for ra, rm in FIG4_RATIOS[scale]:
-            if scale == "quick" and d != 16 and (ra, rm) != (1.0, 1.0):
+            if scale != "paper" and d != 16 and (ra, rm) != (1.0, 1.0):
                 continue
             d_h, m = max(1, round(ra * d / 8)), max(1, round(rm * d))
             points.append(
@@ -75,7 +121,7 @@ def run_fig4(point: Point, update: Update) -> Row:
 
 
 def _draw_fig4(rows: list[Row], stem: Path) -> list[Path]:
-    return plots.fig4(rows, stem, PAPER["transformer_facts_per_param"].value)
+    return plots_transformer.fig4(rows, stem, PAPER["transformer_facts_per_param"].value)
 
 
 def compare_fig4(rows: list[Row]) -> list[Row]:
@@ -98,32 +144,70 @@ def _tradeoff_points(scale: str) -> list[Point]:
 
 
 def run_tradeoff(point: Point, update: Update) -> Row:
-    """Accuracy over every fact of each (H, m) cell, every cell trained as one program."""
+    """Accuracy over every fact of each (H, m) cell: the product ``Hs`` × ``ms`` as one program, or the
+    explicit cells ``shapes`` in at most ``programs`` programs grouped by size.
+
+    Raises:
+        ConfigError: the point gives both or neither of ``shapes`` and ``Hs``/``ms``.
+    """
+    from factrecall.recall import tradeoff
     from factrecall.recall.capacity import trial_recipe
     from factrecall.recall.task import recall_task
-    from factrecall.recall.tradeoff import tradeoff
 
-    update(0, 1, f"{len(point['Hs']) * len(point['ms'])} cells as one program")
-    task = recall_task(point["S"], point["S"], point["D"])
-    recipe = trial_recipe(point["n_steps"], point["batch"], 0.99)
-    grid = tradeoff(
-        task, point["d"], point["d_h"], point["Hs"], point["ms"], recipe, point["lrs"], point["seeds"]
+    grid_keys = "Hs" in point and "ms" in point
+    check(
+        grid_keys != ("shapes" in point),
+        f"fig4-tradeoff point: give either 'shapes' (a list of [H, m] cells) or 'Hs' and 'ms' (their "
+        f"product), got keys {', '.join(point)}",
     )
-    return {**point, "R": point["S"], "cells": grid.rows(point["d"], point["d_h"]), "seconds": grid.seconds}
+    task = recall_task(point["S"], point["S"], point["D"])
+    schedule = point.get("schedule", "constant")
+    recipe = trial_recipe(point["n_steps"], point["batch"], 0.99)._replace(schedule=schedule)
+    shape = (task, point["d"], point["d_h"])
+    if grid_keys:
+        update(0, 1, f"{len(point['Hs']) * len(point['ms'])} cells as one program")
+        grid = tradeoff.tradeoff(*shape, point["Hs"], point["ms"], recipe, point["lrs"], point["seeds"])
+        extra = {}
+    else:
+        programs = point.get("programs", 1)
+        grid = tradeoff.tradeoff_cells(
+            *shape, point["shapes"], recipe, point["lrs"], point["seeds"], programs, update
+        )
+        extra = {"padded_programs": [[*pad, len(cells)] for pad, cells in grid.programs]}
+    cells = grid.rows(point["d"], point["d_h"])
+    return {**point, "R": point["S"], "cells": cells, "seconds": grid.seconds, **extra}
+
+
+def _task(row: Row) -> str:
+    """Which task a trade-off row ran, for the comparison's quantities."""
+    which = "the paper's task" if plots_transformer.is_paper_task(row) else "scaled-down task"
+    return f"S = R = {row['S']}, d_h = {row['d_h']}: {which}"
 
 
 def compare_tradeoff(rows: list[Row]) -> list[Row]:
-    """The bands of Figure 4 right: one head's best accuracy, many heads' worst, heads needed without MLP."""
-    acc = {(c["H"], c["m"]): c["accuracy"] for r in rows for c in r["cells"]}
+    """The bands of Figure 4 right (one head's best accuracy, many heads' worst, heads needed without MLP),
+    each naming the task it ran, and on the paper's task the frontier d·m = a − b·d·d_h·H fitted through
+    the measured 0.99 boundary (:func:`factrecall.experiments.plots_transformer.measured_frontier`)."""
+    cells = [c for r in rows for c in r["cells"]]
+    acc = {(c["H"], c["m"]): c["accuracy"] for c in cells}
+    task = _task(rows[0])
     single = max(a for (h, _), a in acc.items() if h == 1)
-    out = [compared("tradeoff_single_head_accuracy", "best accuracy with H = 1", single)]
+    out = [compared("tradeoff_single_head_accuracy", f"best accuracy with H = 1 ({task})", single)]
     big = [a for (h, m), a in acc.items() if h >= 6 and m >= 48]
     if big:
-        out.append(compared("tradeoff_many_heads_accuracy", "min accuracy over H ≥ 6, m ≥ 48", min(big)))
+        quantity = f"min accuracy over H ≥ 6, m ≥ 48 ({task})"
+        out.append(compared("tradeoff_many_heads_accuracy", quantity, min(big)))
     m_min = min(m for _, m in acc)
     ok = [h for (h, m), a in acc.items() if m == m_min and a >= 0.99]
-    quantity = f"fewest heads reaching 0.99 at m = {m_min} (no MLP)"
+    quantity = f"fewest heads reaching 0.99 at m = {m_min} (no MLP; {task})"
     out.append(compared("tradeoff_heads_without_mlp", quantity, min(ok) if ok else math.nan))
+    if all(plots_transformer.is_paper_task(r) for r in rows):
+        frontier = plots_transformer.measured_frontier(cells)
+        fit = f"frontier d·m = a − b·d·d_h·H fitted to {len(frontier.points)} boundary points"
+        out += [
+            compared("tradeoff_frontier_mlp_at_zero_attention", f"{fit}: a", frontier.mlp_at_zero_attention),
+            compared("tradeoff_frontier_slope", f"{fit}: b", frontier.slope),
+        ]
     return out
 
 
@@ -135,15 +219,22 @@ FIG4 = Figure(
     _draw_fig4,
     compare_fig4,
     "quick: ≈ 3.5 min on 2 idle CPU cores; slope ≈ 0.84, facts/param ≈ 0.11 (paper's 0.15) at the "
-    "quick budget",
+    "quick budget; medium (9 shapes, d ≤ 32, the paper's recipe): not run in full, ≈ 1–2 h on 2 idle CPU "
+    "cores estimated from 256-step probes (a full 2^14-step trial of 1024 sequences at 3 rates: ≈ 65 s at "
+    "d = 8, ≈ 160 s at d = 32)",
+    scales=SCALES,
 )
 FIG4_TRADEOFF = Figure(
     "fig4-tradeoff",
-    "Figure 4 right: accuracy over heads H × MLP width m (d = 32, D = 8; d_h = 8 paper, 2 quick)",
+    "Figure 4 right: accuracy over heads H × MLP width m (d = 32, D = 8; S = R = 32, d_h = 8 medium and "
+    "paper; a scaled-down S = R = 16, d_h = 2 quick)",
     _tradeoff_points,
     run_tradeoff,
-    plots.fig4_tradeoff,
+    plots_transformer.fig4_tradeoff,
     compare_tradeoff,
     "quick (S = R = 16, d_h = 2): ≈ 2 min on 2 CPU cores; H = 1 below 0.3, H ≥ 6 with m ≥ 48 ≥ 0.99, "
-    "no MLP needs ≈ 12 heads vs 4",
+    "no MLP needs ≈ 12 heads vs 4; medium (the paper's task on 28 cells of its grid; batch 512, 8192 steps, "
+    "one rate 3e-2 with a cosine schedule, not the paper's 1024, 2^14 and three constant rates): ≈ 10 min "
+    "on 2 idle CPU cores (estimated from 256-step probes)",
+    scales=SCALES,
 )
