@@ -30,7 +30,8 @@ PAPER_TASK = {"d": 32, "d_h": 8, "S": 32, "R": 32, "D": 8}
 
 def fig4(rows: Sequence[Row], stem: Path, guide: float) -> list[Path]:
     """Figure 4 left: facts stored (S·R at the criterion) vs parameters 4·H·d_h·d + 2·m·d, per width ratio,
-    with the fitted line and the paper's guide facts = ``guide``·params."""
+    with each search's bracket (a bar up to the smallest size that failed, ``facts_failed``), the fitted line
+    and the paper's guide facts = ``guide``·params."""
     fig, ax = plt.subplots(figsize=(6, 4.5), layout="constrained")
     ratios = sorted({(r["attention_ratio"], r["mlp_ratio"]) for r in rows})
     for i, (ra, rm) in enumerate(ratios):
@@ -38,7 +39,13 @@ def fig4(rows: Sequence[Row], stem: Path, guide: float) -> list[Path]:
             (r["params"], r["facts"]) for r in rows if (r["attention_ratio"], r["mlp_ratio"]) == (ra, rm)
         )
         x, y = zip(*pts, strict=True)
-        ax.plot(x, y, "o-", color=COLORS[i % len(COLORS)], ms=4, label=f"H·d_h/d={ra:g}, m/d={rm:g}")
+        color = COLORS[i % len(COLORS)]
+        ax.plot(x, y, "o-", color=color, ms=4, label=f"H·d_h/d={ra:g}, m/d={rm:g}")
+        group = [r for r in rows if (r["attention_ratio"], r["mlp_ratio"]) == (ra, rm)]
+        bars = [(r["params"], r["facts"], r["facts_failed"]) for r in group if r.get("facts_failed")]
+        if bars:
+            bx, lo, hi = zip(*bars, strict=True)
+            ax.vlines(bx, lo, hi, color=color, lw=2, alpha=0.4)
     x = np.array(sorted(r["params"] for r in rows), dtype=float)
     ax.plot(x, guide * x, "k--", lw=1, label=f"paper: facts = {guide:g}·params")
     stored = [r for r in rows if r["facts"] > 0]
@@ -46,7 +53,7 @@ def fig4(rows: Sequence[Row], stem: Path, guide: float) -> list[Path]:
         fit = fits.power_law([r["params"] for r in stored], [r["facts"] for r in stored])
         ax.plot(x, fit.prefactor * x**fit.slope, "k:", lw=1, label=f"fit: facts ∝ params^{fit.slope:.2f}")
     loglog(ax, "parameters 4·H·d_h·d + 2·m·d", "facts stored (S·R)", "One-layer transformer (H = 8)")
-    ax.legend(fontsize=6)
+    ax.legend(fontsize=6, title="bars: stored … smallest failed", title_fontsize=6)
     return save(fig, stem)
 
 
