@@ -71,7 +71,8 @@ TRADEOFF_GRID = {
     # schedule at 3e-2 end at least as high as 16384 steps of 256 at a constant 1e-2 (H = 8, m = 32: 0.98
     # vs 0.91; H = 16, m = 1: 0.98 vs 0.94; a constant 3e-2 is too noisy at batch 256), and the cosine
     # schedule at 1e-2 ends no higher (0.95, 0.98). Deviations from the paper: batch 512 (not 1024), 8192
-    # steps (not 2^14), one rate 3e-2 with a cosine schedule (not 1e-3, 3e-3, 1e-2 constant).
+    # steps (not 2^14), one rate 3e-2 with a cosine schedule (not 1e-3, 3e-3, 1e-2 constant). The full run
+    # took 25.6 min with the machine shared (load 4–6, 0.9 core for it).
     "medium": {
         "S": 32,
         "d_h": 8,
@@ -234,7 +235,9 @@ FIG4_TRADEOFF = Figure(
     compare_tradeoff,
     "quick (S = R = 16, d_h = 2): ≈ 2 min on 2 CPU cores; H = 1 below 0.3, H ≥ 6 with m ≥ 48 ≥ 0.99, "
     "no MLP needs ≈ 12 heads vs 4; medium (the paper's task on 28 cells of its grid; batch 512, 8192 steps, "
-    "one rate 3e-2 with a cosine schedule, not the paper's 1024, 2^14 and three constant rates): ≈ 10 min "
-    "on 2 idle CPU cores (estimated from 256-step probes)",
+    "one rate 3e-2 with a cosine schedule, not the paper's 1024, 2^14 and three constant rates): 25.6 min on "
+    "2 CPU cores shared with other jobs (load 4–6, 0.9 core for it; ≈ 10 min idle, estimated); H = 1 at "
+    "0.09–0.33, no MLP needs 20 heads, H ≥ 6 with m ≥ 48 at 0.955–0.997, fitted frontier "
+    "d·m ≈ 3270 − 0.70·d·d_h·H through 3 boundary points (paper: 2300 − 0.5·d·d_h·H)",
     scales=SCALES,
 )
