@@ -69,7 +69,7 @@ def report_cmd(
     out: Annotated[
         Path, typer.Option("--out", help="Folder for the figures, report.md and report.html.")
     ] = Path("results"),
-    scale: Annotated[str, typer.Option("--scale", help="Scale to show when a figure has both.")] = "paper",
+    scale: Annotated[str, typer.Option("--scale", help="Scale to show when a figure has several.")] = "paper",
 ) -> None:
     """Redraw every figure in the store and write report.md and report.html."""
     from factrecall.experiments.config import SCALES
@@ -105,7 +105,12 @@ def export_cmd(
 def reproduce_cmd(
     target: Annotated[str, typer.Argument(help="A figure name (see --list) or 'all'.")] = "all",
     scale: Annotated[
-        str, typer.Option("--scale", help="quick (minutes on a laptop) or paper (the paper's grids).")
+        str,
+        typer.Option(
+            "--scale",
+            help="quick (minutes on a laptop), medium (Figure 4 only: the paper's task on part of its grid) "
+            "or paper (the paper's grids).",
+        ),
     ] = "quick",
     out: Annotated[Path, typer.Option("--out", help="Output folder for CSV, JSON, PNG and PDF.")] = Path(
         "results"
