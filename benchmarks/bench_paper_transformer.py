@@ -29,9 +29,11 @@ Not ported into the search: the authors' flax initialisation (LeCun-normal MLP k
 (d = 32, H = 4, d_h = 8, m = 64, S = R = 16, D = 8, lr 1e-2): steps to 99% per seed on the same problem and
 initial weights, for our loop and the paper's, under both criteria.
 
-Usage: python benchmarks/bench_paper_transformer.py [--shapes 0 1 2 3 4 5] [--seeds 3] [--steps 16384]
-[--batch 1024] [--bounds 1 64]; python benchmarks/bench_paper_transformer.py --to-99 [--seeds 6]
-[--steps 8192]. Prints the load average beside every wall time (the machine may be shared).
+Usage: python benchmarks/bench_paper_transformer.py [--shapes 0 1 2 3 4 5] [--seeds 3] [--first-seed 0]
+[--steps 16384] [--batch 1024] [--bounds 1 64]; python benchmarks/bench_paper_transformer.py --to-99
+[--seeds 6] [--steps 8192] [--variants 0 1 2 3 4 5]. The full recipe takes hours on 2 CPU cores (a failing
+trial of the paper's is 3 × 16,384 steps); RESULTS.md says which recipe ran. Prints the load average beside
+every wall time (the machine may be shared).
 
 Paper: §4 and Figure 4 left; SPEC §3, §7.
 """
@@ -167,7 +169,7 @@ def table_row(
 
 def compare_shape(shape: dict[str, int], args: argparse.Namespace) -> None:
     """One shape: the paper's procedure, ours, ours on the sampled criterion; one row each, then ratios."""
-    seeds = tuple(range(args.seeds))
+    seeds = tuple(range(args.first_seed, args.first_seed + args.seeds))
     spec = spec_of(shape, args.steps, args.batch)
     params = param_counts(tc.config_of(spec, tc.task_of(spec, 1))).paper
     print("\nd = {d}, d_h = {d_h}, m = {m} ({params} params); ".format(**shape, params=params) + load())
@@ -240,11 +242,12 @@ def question_problem(cfg: TransformerConfig, pad: RecallTask, batch: int, sample
     return Problem(loss=loss, evaluate=functools.partial(_both_criteria, cfg, pad), monitor="accuracy")
 
 
-def flax_weights(weights: dict[str, jax.Array], seed: int) -> dict[str, jax.Array]:
-    """``weights`` with W1, W2 redrawn as flax.linen.Dense's default (LeCun normal: truncated, variance
-    1/fan_in), as the authors' model; Q, K, V ~ N(0, 1/d_h) and O ~ N(0, 1/d) are already theirs."""
+def redrawn_mlp(weights: dict[str, jax.Array], seed: int, distribution: str) -> dict[str, jax.Array]:
+    """``weights`` with W1, W2 redrawn from fixed keys with variance 1/fan_in: ``truncated_normal`` is
+    flax.linen.Dense's default (LeCun normal), the authors' model; ``normal`` is our distribution, drawn
+    from the same keys (the control). Q, K, V ~ N(0, 1/d_h) and O ~ N(0, 1/d) are the authors' already."""
     k1, k2 = jax.random.split(jax.random.fold_in(jax.random.key(seed), 2))
-    init = jax.nn.initializers.lecun_normal()
+    init = jax.nn.initializers.variance_scaling(1.0, "fan_in", distribution)
     return {**weights, "W1": init(k1, weights["W1"].shape), "W2": init(k2, weights["W2"].shape)}
 
 
@@ -264,29 +267,34 @@ def steps_row(name: str, out: RunResult, every: int, n_steps: int) -> str:
     return f"| {name} | {every} | {' | '.join(cells)} |"
 
 
+VARIANTS = (  # name, MLP init (ours; normal / truncated_normal: redrawn), sampler and loss, evaluation period
+    ("ours: our init, in-step sampler, stable loss", "ours", "ours", 64),
+    ("ours, evaluated every 128 (the paper's period)", "ours", "ours", 128),
+    ("+ the authors' sampler (per-sequence keys)", "ours", "authors", 128),
+    ("+ W1, W2 redrawn from flax's keys, untruncated", "normal", "authors", 128),
+    ("+ flax init (LeCun normal: truncated)", "truncated_normal", "authors", 128),
+    ("+ −log softmax: the authors' run() whole", "truncated_normal", "authors-naive", 128),
+)
+
+
 def steps_to_99(args: argparse.Namespace) -> None:
     """Steps to 99% on the item-3 run, per seed, for our loop, the paper's and the variants between them."""
-    seeds = list(range(args.seeds))
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     spec = spec_of(QUESTION, args.steps, args.batch)
     pad = padded.bucket(QUESTION_K, QUESTION_K, spec.D, spec.T)
     cfg = tc.config_of(spec, pad)
     ours_w, data, keys = trial_inputs(spec, pad, cfg, QUESTION_K, seeds)
-    flax_w = stack([flax_weights(padded.initial_weights(cfg, s), s) for s in seeds])
     lrs = jnp.full((len(seeds), 1), QUESTION_LR)
-    variants = (  # name, weights, sampler/loss, evaluation period
-        ("ours: our init, in-step sampler, stable loss", ours_w, "ours", 64),
-        ("ours, evaluated every 128 (the paper's period)", ours_w, "ours", 128),
-        ("+ the authors' sampler (per-sequence keys)", ours_w, "authors", 128),
-        ("+ flax init (LeCun-normal W1, W2)", flax_w, "authors", 128),
-        ("+ −log softmax: the authors' run() whole", flax_w, "authors-naive", 128),
-    )
     print(f"device: {device()}; item-3 run, seeds {seeds[0]}–{seeds[-1]}, batch {args.batch}, lr 1e-2")
     print(f"steps to 99% (first evaluation ≥ 0.99; budget {args.steps}); {load()}")
     header = "every fact (4 contexts), per seed | median | sampled 1,024 (the paper's), per seed | median"
     print(f"| variant | eval every | {header} | s |")
     print("|---|---|---|---|---|---|---|")
-    for name, weights, sampler, every in variants:
+    for name, init, sampler, every in (VARIANTS[i] for i in args.variants):
         start = time.perf_counter()
+        weights = ours_w
+        if init != "ours":
+            weights = stack([redrawn_mlp(padded.initial_weights(cfg, s), s, init) for s in seeds])
         problem = question_problem(cfg, pad, args.batch, sampler)
         out = train_many(problem, Settings(args.steps, every, 0.99), weights, data, lrs, keys)
         diverged = int(np.sum(out.diverged))
@@ -303,7 +311,9 @@ def main() -> None:
     )
     parser.add_argument("--seeds", type=int, default=None, help="seeds 0…n−1 (default 3; --to-99: 6)")
     parser.add_argument("--steps", type=int, default=None, help="step budget (default 16384; --to-99: 8192)")
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--batch", type=int, default=1024)
+    parser.add_argument("--variants", type=int, nargs="+", default=list(range(len(VARIANTS))), help="--to-99")
     parser.add_argument("--bounds", type=int, nargs=2, default=list(BOUNDS), help="the paper's lo, hi")
     parser.add_argument("--to-99", action="store_true", help="steps to 99%% on the item-3 run instead")
     args = parser.parse_args()
@@ -313,7 +323,8 @@ def main() -> None:
         return
     args.seeds, args.steps = args.seeds or 3, args.steps or 16384
     lo, hi = args.bounds
-    print(f"device: {device()}; Figure 4 quick shapes (H = 8, D = 8, S = R), seeds 0–{args.seeds - 1}")
+    last = args.first_seed + args.seeds - 1
+    print(f"device: {device()}; Figure 4 quick shapes (H = 8, D = 8, S = R), seeds {args.first_seed}–{last}")
     print(
         f"recipe of both procedures: batch {args.batch}, ≤ {args.steps} steps, evaluated every 128 steps, "
         f"rates {list(PAPER_LRS)} (the paper's: in order, first success; ours: all at once); "
