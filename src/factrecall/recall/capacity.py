@@ -160,9 +160,14 @@ class TransformerFamily:
     def __init__(self, spec: Spec):
         self.spec, self.lrs, self.criterion = spec, spec.lrs, spec.recipe.criterion
         r = spec.recipe
-        warmup = r.n_steps // 32
-        self.settings = Settings(r.n_steps, r.eval_every, r.criterion, schedule=r.schedule, warmup=warmup)
-        self.settings = self.settings._replace(patience=spec.patience)
+        self.settings = Settings(
+            r.n_steps,
+            r.eval_every,
+            r.criterion,
+            schedule=r.schedule,
+            warmup=r.n_steps // 32,
+            patience=spec.patience,
+        )
         self.weights: dict[int, Params] = {}
         self.pads: set[int] = set()  # the buckets used: one compiled program each
 
@@ -211,7 +216,7 @@ class Result(NamedTuple):
     seconds: float
     buckets: int = 1
 
-    def facts_of(self, n: int | None) -> int:
+    def facts_of(self, n: int | None) -> int | None:
         """S·R of size index n (0 for n = 0, None for no size)."""
         if n is None:
             return None

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from factrecall.core.base import Array, Float, Int, Key, Params, substream
+from factrecall.core.base import Array, Float, Key, Params, substream
 from factrecall.core.engine import Problem, cross_entropy
 from factrecall.recall.task import RecallBatch, RecallTask, every_fact, place
 from factrecall.recall.training import exact_fraction, logits_of
@@ -163,7 +163,7 @@ def sampled_accuracy(
 
 def _evaluate(
     cfg: TransformerConfig, pad: RecallTask, n_contexts: int, criterion_on: str, weights: Params, data: Any
-) -> dict[str, Int[Array, ""]]:
+) -> dict[str, Float[Array, ""]]:
     if criterion_on == "sampled":
         return {"accuracy": sampled_accuracy(cfg, pad, weights, data)}
     return {"accuracy": live_fact_accuracy(cfg, pad, n_contexts, weights, data)}
