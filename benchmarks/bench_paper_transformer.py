@@ -20,7 +20,7 @@ Ours: factrecall.recall.capacity.capacity with the defaults of ``factrecall capa
     queue, the whole rate grid at once, patience 2048, the criterion over every fact in 2 contexts), and the
     same with criterion_on = "sampled" (the paper's criterion).
 Same problems: a trial (seed, S, R, D) draws its embeddings, fact table and evaluation key from
-    padded.trial_data, its batches from padded.trial_key and its initial weights from padded.initial_weights
+    padded.trial_data, its batches from padded.batch_key and its initial weights from padded.initial_weights
     in every procedure, so a given (seed, S = R = k) is the same problem; the searches visit different sizes
     (ours also tests S = R + 1).
 
@@ -116,10 +116,10 @@ class PaperResult(NamedTuple):
 
 def trial_inputs(spec: tc.Spec, pad: RecallTask, cfg: TransformerConfig, k: int, seeds: list[int]) -> tuple:
     """(weights, data, batch keys) of trials (seed, S = R = k, D) stacked over ``seeds``: the same draws
-    as our search's (padded.trial_data, padded.initial_weights, padded.trial_key)."""
+    as our search's (padded.trial_data, padded.initial_weights, padded.batch_key)."""
     data = stack([padded.trial_data(pad, spec.d, s, k, k, spec.D) for s in seeds])
     weights = stack([padded.initial_weights(cfg, s) for s in seeds])
-    keys = jnp.stack([padded.trial_key(s, k, k, spec.D) for s in seeds])
+    keys = jnp.stack([padded.batch_key(s, k, k, spec.D) for s in seeds])
     return weights, data, keys
 
 

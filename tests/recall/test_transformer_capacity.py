@@ -2,6 +2,8 @@
 
 import itertools
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -52,26 +54,41 @@ def test_capacity_brackets_one_row_or_column(tiny_capacity):
 
 def test_a_padded_trial_is_its_unpadded_problem():
     """Padding adds rows that are never sampled and answers that never compete: the loss is unchanged."""
-    import functools
-
-    import jax
-
-    d, D, T = 8, 3, 6
+    d, D, T = 4, 3, 6  # TINY_CAPACITY's model (d = 4, H = 1, d_h = 1, m = 2): its initial weights are shared
     tight, wide = padded.bucket(3, 2, D, T), padded.bucket(7, 5, D, T)
-    cfg = tc.TransformerConfig(d, 2, 2, 4, tight.vocab, tight.n_answers)
+    cfg = tc.TransformerConfig(d, 1, 1, 2, tight.vocab, tight.n_answers)
     weights = padded.initial_weights(cfg, 0)
-    losses, accuracies = [], []
-    for pad in (tight, wide):
-        data = padded.trial_data(pad, d, 0, 3, 2, D)
-        c = cfg._replace(vocab=pad.vocab, n_out=pad.n_answers)
-        losses.append(padded._loss(c, pad, 256, weights, data, jax.random.key(1)))
-        batch = padded.sample_live(pad, data, 256, key=jax.random.key(2))
+
+    @jax.jit  # both buckets in one small program (eager dispatch takes longer)
+    def measure(datas):
+        out = []
+        for pad, data in zip((tight, wide), datas, strict=True):
+            c = cfg._replace(vocab=pad.vocab, n_out=pad.n_answers)
+            loss = padded._loss(c, pad, 256, weights, data, jax.random.key(1))
+            batch = padded.sample_live(pad, data, 256, key=jax.random.key(2))
+            out.append((loss, batch, padded.live_fact_accuracy(c, pad, 2, weights, data)))
+        return out
+
+    measured = measure([padded.trial_data(pad, d, 0, 3, 2, D) for pad in (tight, wide)])
+    for pad, (_, batch, accuracy) in zip((tight, wide), measured, strict=True):
         assert int(batch.subjects.max()) < 3 and int(batch.relations.max()) < 2
         noise = batch.tokens[:, :-1][(batch.tokens[:, :-1] >= pad.S + pad.R)]
         assert int(noise.max()) < pad.S + pad.R + 5  # noise from the live S + R noise tokens only
-        accuracies.append(functools.partial(padded.live_fact_accuracy, c, pad, 2)(weights, data))
-    assert float(losses[0]) == pytest.approx(float(losses[1]), rel=1e-5)
-    assert 0.0 <= float(accuracies[1]) <= 1.0
+        assert 0.0 <= float(accuracy) <= 1.0
+    assert float(measured[0][0]) == pytest.approx(float(measured[1][0]), rel=1e-5)
+
+
+def test_evaluation_contexts_are_independent_of_every_training_batch():
+    """A trial's evaluation key is none of the keys its training steps draw from (step t: fold_in(key, t))."""
+    spec = tc.Spec(8, 2, 2, 4, 3, "linear", FAST, (3e-2,), None)
+    family = tc.TransformerFamily(spec)
+    for seed, N in ((0, 5), (1, 2)):
+        data = padded.trial_data(family.bucket(4), spec.d, seed, *tc.sizes(N, "linear", spec.D))
+        key = family.key(seed, N)
+        steps = jax.vmap(lambda t, k=key: jax.random.key_data(jax.random.fold_in(k, t)))(jnp.arange(1 << 14))
+        evaluation = jax.random.key_data(data["eval_key"])
+        assert not bool(jnp.any(jnp.all(steps == evaluation, axis=-1)))  # no step draws the evaluation
+        assert not bool(jnp.all(jax.random.key_data(key) == evaluation))
 
 
 def test_tradeoff_grid_trains_every_cell_at_once():

@@ -198,7 +198,7 @@ class TransformerFamily:
         return self.weights[seed]
 
     def key(self, seed: int, N: int) -> Key:
-        return padded.trial_key(seed, *sizes(N, self.spec.scaling, self.spec.D))
+        return padded.batch_key(seed, *sizes(N, self.spec.scaling, self.spec.D))
 
     def stall_below(self, N: int) -> float:
         S, R, _ = sizes(N, self.spec.scaling, self.spec.D)

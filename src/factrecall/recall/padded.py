@@ -96,12 +96,23 @@ def _uniform(src: tuple[int, ...], n: int) -> np.ndarray:
 
 
 def trial_key(seed: int, S: int, R: int, D: int) -> Key:
-    """The key of trial (seed, S, R, D): ``fold_in(·, 1)`` fixes its evaluation contexts, and step t of its
-    training samples from ``fold_in(key, t)``."""
+    """The root key of trial (seed, S, R, D), split into two independent children: ``fold_in(·, 1)`` fixes
+    its evaluation contexts (:func:`trial_data`'s ``eval_key``) and ``fold_in(·, 2)`` is its batch key
+    (:func:`batch_key`; step t of training samples from ``fold_in(batch_key, t)``).
+
+    The batch key is a child of the root, not the root itself: were it the root, step 1's batch would be
+    drawn from ``fold_in(root, 1)``, the evaluation's key, and the "fresh" evaluation contexts would share
+    their randomness with a training batch. As siblings, no step index t reaches the evaluation's key.
+    """
     key = jax.random.key(seed)
     for size in (S, R, D):
         key = jax.random.fold_in(key, size)
     return key
+
+
+def batch_key(seed: int, S: int, R: int, D: int) -> Key:
+    """The batch key of trial (seed, S, R, D): ``fold_in(trial_key, 2)`` (see :func:`trial_key`)."""
+    return jax.random.fold_in(trial_key(seed, S, R, D), 2)
 
 
 def initial_weights(cfg: TransformerConfig, seed: int) -> Params:
