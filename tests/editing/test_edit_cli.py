@@ -1,8 +1,8 @@
 """``factrecall edit`` end to end: the record, the saved model read back by ``eval`` and ``query``, the Python
 API's identical record, and bad inputs (exit 2, nothing written).
 
-The model is the one tests/editing/test_methods.py edits (the suite's tiny transformer with D = 8), trained
-here by ``factrecall train transformer`` with the same fields: the same program and the same weights.
+The model is ``edit_model`` (tests/editing/conftest.py: the suite's tiny transformer with D = 8), saved as
+``factrecall train transformer --save`` saves it (:func:`factrecall.recall.models.save`).
 """
 
 import json
@@ -15,11 +15,6 @@ from factrecall.editing.edits import edit_names, random_edits
 from factrecall.facts.queries import table_of
 from factrecall.recall import models
 
-TRAIN_FLAGS = [
-    *("--subjects", "4", "--relations", "4", "--answers-per-relation", "8", "--seq-len", "6"),
-    *("--d", "16", "--heads", "2", "--head-dim", "4", "--width", "16"),
-    *("--steps", "1024", "--batch", "128", "--lr", "0.01", "--lr", "0.03", "--criterion", "1.0"),
-]
 VOLATILE = {"run", "seconds", "saved", "model"}
 
 
@@ -31,13 +26,11 @@ def run_cli(capsys, *argv):
 
 
 @pytest.fixture(scope="module")
-def saved(tmp_path_factory):
+def saved(tmp_path_factory, edit_model):
     """(folder, model path, edits path, the edit in names)."""
     folder = tmp_path_factory.mktemp("edit")
     path = folder / "model.npz"
-    with pytest.raises(SystemExit) as exc:
-        cli.main(["train", "transformer", *TRAIN_FLAGS, "--save", str(path), "--json"])
-    assert exc.value.code == 0
+    models.save(path, edit_model)
     model = models.load(path)
     names = edit_names(random_edits(model.facts, model.task.D, 1, seed=0)[0], table_of(model))
     edits = folder / "edits.csv"

@@ -1,11 +1,6 @@
 """Editing methods: the closed forms' exact properties, and edits of a trained model scored in fresh contexts.
 
-The trained model is the suite's tiny transformer (tests/conftest.py TINY_TRAIN: S = R = 4, d = 16, H = 2,
-d_h = 4, m = 16, T = 6) with D = 8 answers per relation instead of 2. The suite's ``tiny_model`` (D = 2) is
-not editable one fact at a time: with two answers per relation it stores rules such as "relation 3 answers
-a7 unless the subject is s0", and the MLP keys of the facts that share an answer coincide (their rank-one
-coefficients are 0.7–1.0), so no change of W2 alone moves one of them without the others. With D = 8 the
-answers of a relation's four subjects differ and the model keeps one key per fact.
+The trained model is ``edit_model`` (tests/editing/conftest.py: the suite's tiny transformer with D = 8).
 """
 
 import jax
@@ -15,29 +10,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from factrecall.core.engine import compile_seconds
 from factrecall.core.errors import ConfigError
 from factrecall.editing.edits import Edit, random_edits
-from factrecall.editing.methods import apply_edits, least_squares_gain, rank_one_gain
+from factrecall.editing.methods import EditSettings, apply_edits
 from factrecall.editing.metrics import edit_scores
-from factrecall.editing.sites import covariance
-
-EDIT_TRAIN = {"S": 4, "R": 4, "D": 8, "T": 6, "d": 16, "H": 2, "d_h": 4, "m": 16}
+from factrecall.editing.sites import covariance, least_squares_gain, rank_one_gain
 
 
-def train_edit_model():
-    """The suite's tiny transformer at D = 8, trained by the tiny recipe (1024 steps of 128, stop at 1.0)."""
-    from factrecall.recall import training
-    from factrecall.recall.task import facts_random
-
-    task, cfg = training.task_and_config(*EDIT_TRAIN.values())
-    recipe = training.Recipe(1024, 128, training.EVAL_EVERY, 1.0)
-    facts = facts_random(task, key=jax.random.fold_in(jax.random.key(0), 1))
-    return training.train(cfg, task, facts, recipe, (1e-2, 3e-2), seed=0)
-
-
-@pytest.fixture(scope="module")
-def model():
-    return train_edit_model()
+@pytest.fixture
+def model(edit_model):
+    return edit_model
 
 
 # ------------------------------------------------------------------------------------- closed forms (exact)
@@ -125,12 +108,38 @@ def test_sequential_and_all_at_once(model):
     assert not np.allclose(at_once.model.params["W2"], one_by_one.model.params["W2"])
 
 
-def test_finetune_reaches_efficacy(model):
+def test_the_target_search_stops_at_its_goal(model):
     edits = random_edits(model.facts, model.task.D, 1, seed=0)
-    edited = apply_edits(model, edits, "finetune", "mlp", key=jax.random.key(0))
-    assert _scores(model, edited, edits)["efficacy"] == 1.0
-    (run,) = edited.info["runs"]
-    assert run["reached"] and run["steps"] >= 1 and run["lr"] in edited.info["settings"]["ft_lrs"]
+    early = apply_edits(model, edits, key=jax.random.key(0))
+    assert early.info["target_met"] and 1 <= early.info["target_steps"] < early.info["settings"]["steps"]
+    capped = apply_edits(
+        model, edits, key=jax.random.key(0), settings=EditSettings(steps=5, margin=1e3, guard_rounds=0)
+    )
+    assert not capped.info["target_met"] and capped.info["target_steps"] == 5
+    assert capped.info["guard_rounds"] == 0
+
+
+def test_finetune_stops_at_the_margin_in_held_out_contexts(model):
+    edits = random_edits(model.facts, model.task.D, 1, seed=0)
+    runs = {}
+    for margin in (0.0, 16.0):
+        edited = apply_edits(
+            model, edits, "finetune", key=jax.random.key(0), settings=EditSettings(margin=margin)
+        )
+        (runs[margin],) = edited.info["runs"]
+        assert runs[margin]["reached"] and runs[margin]["eval_efficacy"] == 1.0
+        assert runs[margin]["lr"] in edited.info["settings"]["ft_lrs"]
+    assert _scores(model, edited, edits)["efficacy"] == 1.0  # in fresh contexts too
+    assert runs[16.0]["steps"] > runs[0.0]["steps"] >= 1  # the same runs, stopped at a stricter goal
+
+
+def test_a_second_edit_of_the_same_shape_compiles_nothing(model):
+    first, second = (random_edits(model.facts, model.task.D, 1, seed=seed) for seed in (0, 3))
+    for method in ("rank-one", "finetune"):
+        apply_edits(model, first, method, key=jax.random.key(0))
+        before = compile_seconds()
+        apply_edits(model, second, method, key=jax.random.key(5))
+        assert compile_seconds() == before, method
 
 
 def test_bad_edits_are_config_errors(model):

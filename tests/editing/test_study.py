@@ -4,7 +4,6 @@ the slope fit and its verdict, the point's checks, and the study run end to end 
 
 import math
 
-import jax
 import numpy as np
 import pytest
 
@@ -92,19 +91,6 @@ def test_point_defaults_are_the_specs_and_values_only_edit_without_mlp():
     assert point.spec == study.EditingSpec(m=0, where="values")
     assert specs.EXPERIMENTS["editing"] is specs.EditingPoint
     assert point.capacity_spec().T == point.T == 8 and point.capacity_spec().scaling == "linear"
-
-
-@pytest.fixture(scope="module")
-def edit_model():
-    """The editing tests' model (tests/editing/test_methods.py: the suite's tiny transformer at D = 8, trained
-    by the tiny recipe; the same program): at D = 2 facts sharing an answer share their MLP key."""
-    from factrecall.recall import training
-    from factrecall.recall.task import facts_random
-
-    task, cfg = training.task_and_config(4, 4, 8, 6, 16, 2, 4, 16)
-    recipe = training.Recipe(1024, 128, training.EVAL_EVERY, 1.0)
-    facts = facts_random(task, key=jax.random.fold_in(jax.random.key(0), 1))
-    return training.train(cfg, task, facts, recipe, (1e-2, 3e-2), seed=0)
 
 
 @pytest.mark.parametrize("mode", ["all-at-once", "sequential"])

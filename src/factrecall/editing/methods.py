@@ -14,17 +14,22 @@ G (dim × E) from the model's own keys and Δ = V* − K_E·W the changes of the
 * ``finetune``: Adam on the site's weights only (W2, O, or both) through
   :func:`factrecall.core.engine.train_many`: the loss is the cross-entropy of the new answers on
   ``ft_contexts`` fresh contexts of each edited fact per step (+ with ``replay``, a sampled batch of every
-  fact with its current answer); evaluation every ``ft_eval_every`` steps on fixed contexts, stopping when
-  every edited fact is answered with its new answer there (efficacy 1.0); learning-rate grid ``ft_lrs``,
-  the best kept by :func:`~factrecall.core.engine.best_rate`; divergence raises TrainingError.
+  fact with its current answer); evaluation every ``ft_eval_every`` steps on ``ft_eval_contexts`` held-out
+  contexts (never trained on), stopping at the goal: in every one of them the new answer beats every other
+  answer by the margin κ (``margin``), so that it holds in fresh contexts too; learning-rate grid
+  ``ft_lrs``, the best kept by :func:`~factrecall.core.engine.best_rate`; divergence raises TrainingError.
 
 Target values (closed forms). Row b of the fit batch (every fact in ``fit_contexts`` fresh contexts) has key
 x_b, and the update moves its value by x_b·G·Δ. Writing Δ_e = A_e/g_e with g_e = k̄_e·G_e (1 for rank-one),
 the change at each edit's mean key is A, and A is found by Adam (:func:`~factrecall.editing.sites.
-solve_targets`) on the exact effect of the update on every fit row: cross-entropy of the new answer on the
-edited facts' rows, plus ``keep_weight`` × cross-entropy of the model's current answer on the other rows,
-plus ``penalty``·‖A‖². Then V* = K_E·W + Δ. ``both``: the values edit applies ``values_share`` (½) of its
-change (ΔO = ½·G_u·Δ_u), then the MLP edit closes the rest on that model, its keys recomputed.
+solve_targets`) on the exact effect of the update on every fit row: cross-entropy of the new answer (its
+logit lowered by the margin κ) on the edited facts' rows, plus ``keep_weight`` × cross-entropy of the
+model's current answer on the other rows, plus ``penalty``·‖A‖². The search stops at its goal (the new
+answer ahead of every other by κ on every edited row, every other row keeping its answer) or after
+``steps``. When it misses the goal, the facts with a row that lost its answer are guarded: their keys weigh
+β = ``guard`` times more in C (C₀), and G and A are recomputed (at most ``guard_rounds`` times). Then V* =
+K_E·W + Δ. ``both``: the values edit applies ``values_share`` (½) of its change (ΔO = ½·G_u·Δ_u), then the
+MLP edit closes the rest on that model, its keys recomputed.
 
 Paper: §4.2–4.3 (facts live in associative memories: MLP and attention values); SPEC §8 (beyond: editing,
 after ROME, Meng et al. 2022, and MEMIT, Meng et al. 2023).
@@ -49,9 +54,13 @@ from factrecall.core.paper import PAPER_LRS
 from factrecall.editing.edits import Edit, edit_names, edited_facts
 from factrecall.editing.sites import (
     WEIGHT,
+    TargetFit,
     covariance,
     fact_acts,
     fact_rows,
+    gaps,
+    least_squares_gain,
+    rank_one_gain,
     site_keys,
     solve_targets,
     value_scale,
@@ -66,20 +75,26 @@ WHERE = ("mlp", "values", "both")
 
 
 class EditSettings(NamedTuple):
-    """How the methods edit (hashable). Closed forms: the first six fields; finetune: the ``ft_`` ones.
+    """How the methods edit (hashable). Closed forms: the fields up to ``values_share``; finetune: the
+    ``ft_`` ones and ``replay``; both: ``margin``.
 
     Attributes:
         fit_contexts: fresh contexts per fact for the keys, the covariance and the target search.
-        steps: Adam steps of the target search.
+        steps: the target search's budget of Adam steps (it stops earlier at its goal).
         lr: its learning rate.
         penalty: weight of ‖A‖²_F / E in the target search.
+        margin: κ, in logits: the goal is the new answer beating every other answer by κ (closed forms: in
+            every fit context; finetune: in every held-out evaluation context).
+        guard: β, the weight of a guarded fact's keys in the covariance.
+        guard_rounds: at most this many recomputations with more facts guarded when the goal is missed.
         keep_weight: weight of the unedited rows' current answers in the target search.
         ridge: λ of the covariances, relative to the mean eigenvalue (see ``sites.covariance``).
         values_share: ``both``: the share of its change the values edit applies before the MLP edit.
         ft_steps: fine-tuning step budget.
         ft_eval_every: steps between its evaluations (the stop check).
         ft_lrs: its learning-rate grid (the paper's training grid {1e-3, 3e-3, 1e-2}).
-        ft_contexts: contexts per edited fact in each step's batch and in the evaluation.
+        ft_contexts: contexts per edited fact in each step's batch.
+        ft_eval_contexts: held-out contexts per edited fact in its evaluation (the stop check).
         replay: also train on a sampled batch of every fact with its current answer.
         replay_batch: size of that batch.
     """
@@ -88,13 +103,17 @@ class EditSettings(NamedTuple):
     steps: int = 300
     lr: float = 0.1
     penalty: float = 1e-3
+    margin: float = 2.0
+    guard: float = 100.0
+    guard_rounds: int = 3
     keep_weight: float = 10.0
-    ridge: float = 1e-3
+    ridge: float = 1e-5
     values_share: float = 0.5
     ft_steps: int = 2048
     ft_eval_every: int = 8
     ft_lrs: tuple[float, ...] = PAPER_LRS
     ft_contexts: int = 16
+    ft_eval_contexts: int = 32
     replay: bool = False
     replay_batch: int = 64
 
@@ -108,19 +127,6 @@ class Edited(NamedTuple):
     info: dict[str, Any]  # method, where, sequential, settings, per-method extras
 
 
-def rank_one_gain(C: np.ndarray, K_E: np.ndarray) -> np.ndarray:
-    """G = C⁻¹K_Eᵀ·diag(1/(k̄_e C⁻¹ k̄_eᵀ)) (dim × E): column e is edit e's rank-one update direction,
-    scaled so that k̄_e·G_e = 1 (the update W + G_e·δ_e moves k̄_e's value by exactly δ_e)."""
-    direction = np.linalg.solve(C, K_E.T)
-    return direction / np.einsum("ed,de->e", K_E, direction)[None, :]
-
-
-def least_squares_gain(C0: np.ndarray, K_E: np.ndarray) -> np.ndarray:
-    """G = (C₀ + K_EᵀK_E)⁻¹K_Eᵀ (dim × E): ΔW = G·(V* − K_E·W) minimises
-    Σ_kept ‖k·ΔW‖² + ‖K_E·(W + ΔW) − V*‖² (C₀ = Σ_kept kᵀk + λI)."""
-    return np.linalg.solve(C0 + K_E.T @ K_E, K_E.T)
-
-
 class _Model(NamedTuple):
     """What the closed forms read of the model being edited."""
 
@@ -130,13 +136,20 @@ class _Model(NamedTuple):
     facts: Array
 
 
-def _gain(X: np.ndarray, rows: np.ndarray, method: str, ridge: float, C: np.ndarray | None) -> np.ndarray:
-    K_E = X[rows].mean(axis=0)  # rows: (n, E)
+def _gain(
+    X: np.ndarray, rows: np.ndarray, method: str, st: EditSettings, C: np.ndarray | None, guard: np.ndarray
+) -> np.ndarray:
+    """The gain G of ``method`` for the edits' fit rows ``rows`` (n × E), the rows ``guard`` of the guarded
+    facts weighing ``st.guard`` times more in the covariance: C + (β − 1)·Σ_{b guarded} x_bᵀx_b (/ N for
+    rank-one's mean covariance)."""
+    K_E = X[rows].mean(axis=0)
+    extra = (st.guard - 1.0) * X[guard].T @ X[guard]
     if method == "rank-one":
-        return rank_one_gain(covariance(X, ridge) if C is None else C, K_E)
+        C = covariance(X, st.ridge) if C is None else C
+        return rank_one_gain(C + extra / X.shape[0], K_E)
     kept = np.ones(X.shape[0], bool)
     kept[rows.ravel()] = False
-    return least_squares_gain(covariance(X[kept], ridge, mean=False), K_E)
+    return least_squares_gain(covariance(X[kept], st.ridge, mean=False) + extra, K_E)
 
 
 def _closed_form(
@@ -148,40 +161,53 @@ def _closed_form(
     key: Key,
     C: np.ndarray | None,
     share: float,
-) -> tuple[Params, float]:
+) -> tuple[Params, TargetFit, int]:
     """One closed-form update of ``site`` for ``edits``: W' = W + share·G·Δ, Δ = diag(1/g)·A, with the gain G
     of ``method`` (``C``: a fixed covariance for rank-one, else the fit rows'), g_e = k̄_e·G_e and A from
     :func:`~factrecall.editing.sites.solve_targets` on coef = X·G·diag(1/g) (see the module docstring).
-    Returns the new params and the target search's final loss."""
+    While the goal is missed, the facts with a fit row that lost its answer are guarded (their keys weigh
+    β = ``st.guard`` times more in the covariance) and G, A recomputed, at most ``st.guard_rounds`` times;
+    the round with the fewest rows off the goal is kept. Returns the new params, the target search's result
+    and the round kept (0: no fact guarded)."""
     n = st.fit_contexts
     acts = fact_acts(m.params, m.cfg, m.task, m.facts, n, key)
     X = site_keys(acts, site)
-    s, r, new = (np.array([getattr(e, f) for e in edits]) for f in ("s", "r", "new"))
-    rows = fact_rows(m.task, s, r, n)
-    G = _gain(X, rows, method, st.ridge, C)
-    g = np.einsum("ed,de->e", X[rows].mean(axis=0), G)
+    rows = fact_rows(m.task, *(np.array([getattr(e, f) for e in edits]) for f in ("s", "r")), n)
     labels = np.argmax(np.asarray(acts.logits), axis=-1)
-    labels[rows] = new[None, :]
-    weights = np.full(X.shape[0], st.keep_weight / max(X.shape[0] - rows.size, 1))
-    weights[rows] = 1.0 / rows.size
-    fit = solve_targets(
-        m.params,
-        acts,
-        jnp.asarray(X @ G / g[None, :], jnp.float32),
-        jnp.asarray(labels),
-        jnp.asarray(weights, jnp.float32),
-        value_scale(X, m.params[WEIGHT[site]]),
-        st.lr,
-        st.penalty,
-        site=site,
-        steps=st.steps,
-    )
+    labels[rows] = np.array([e.new for e in edits])[None, :]
+    edited = np.isin(np.arange(X.shape[0]), rows)
+    weights = np.where(edited, 1.0 / rows.size, st.keep_weight / max(X.shape[0] - rows.size, 1))
+    fact, guard, best = np.arange(X.shape[0]) % m.task.n_facts, np.zeros(X.shape[0], bool), None
+    for rounds in range(st.guard_rounds + 1):
+        G = _gain(X, rows, method, st, C, guard)
+        g = np.einsum("ed,de->e", X[rows].mean(axis=0), G)
+        fit = solve_targets(
+            m.params,
+            acts,
+            jnp.asarray(X @ G / g[None, :], jnp.float32),
+            jnp.asarray(labels),
+            jnp.asarray(weights, jnp.float32),
+            jnp.asarray(edited),
+            value_scale(X, m.params[WEIGHT[site]]),
+            jnp.asarray([st.lr, st.penalty, st.margin], jnp.float32),
+            site=site,
+            steps=st.steps,
+        )
+        gap = np.asarray(fit.gap)
+        lost = ~edited & (gap <= 0)
+        misses = int(np.sum(edited & (gap < st.margin)) + np.sum(lost))
+        if best is None or misses < best[0]:
+            best = (misses, rounds, G, g, fit)
+        if bool(fit.met) or not lost.any():
+            break
+        guard |= np.isin(fact, fact[lost])
+    _, kept, G, g, fit = best
     A = np.asarray(fit.A, np.float64)
     if not (np.all(np.isfinite(A)) and math.isfinite(float(fit.loss))):
         raise TrainingError(f"the target search of the {site} edit diverged (non-finite values)")
     W = np.asarray(m.params[WEIGHT[site]])
     W_new = (W + share * G @ (A / g[:, None])).astype(W.dtype)
-    return {**m.params, WEIGHT[site]: jnp.asarray(W_new)}, float(fit.loss)
+    return {**m.params, WEIGHT[site]: jnp.asarray(W_new)}, fit, kept
 
 
 def _closed_forms(
@@ -193,16 +219,21 @@ def _closed_forms(
     if sequential and method == "rank-one":  # sequential ROME: one covariance, of the unedited model
         acts = fact_acts(m.params, m.cfg, m.task, m.facts, st.fit_contexts, jax.random.fold_in(key, 0))
         covs = {site: covariance(site_keys(acts, site), st.ridge) for site in sites}
-    losses = []
+    fits = []
     groups = [[e] for e in edits] if sequential else [list(edits)]
     for i, group in enumerate(groups):
         for j, site in enumerate(sites):
             k = jax.random.fold_in(key, 1 + len(sites) * i + j)
-            params, loss = _closed_form(m, group, method, site, st, k, covs.get(site), share[site])
+            params, fit, rounds = _closed_form(m, group, method, site, st, k, covs.get(site), share[site])
             m = m._replace(params=params)
-            losses.append(loss)
+            fits.append((fit, rounds))
         m = m._replace(facts=jnp.asarray(edited_facts(m.facts, group)))
-    return m.params, {"target_loss": max(losses)}
+    return m.params, {
+        "target_loss": max(float(f.loss) for f, _ in fits),
+        "target_steps": sum(int(f.steps) for f, _ in fits),
+        "target_met": all(bool(f.met) for f, _ in fits),
+        "guard_rounds": sum(rounds for _, rounds in fits),
+    }
 
 
 def _edited_logits(cfg: TransformerConfig, task: RecallTask, n: int, p: Params, data: Any, key: Key):
@@ -228,19 +259,25 @@ def _finetune_loss(
 
 
 def _finetune_eval(cfg: TransformerConfig, task: RecallTask, n: int, trained: Params, data: Any) -> dict:
-    """Efficacy on the fixed evaluation contexts: exactly 1.0 when every (edit, context) is answered."""
+    """Scores on n held-out contexts of each edited fact (never trained on): ``efficacy`` (the new answer
+    is the argmax) and ``goal`` (it beats every other answer by the margin κ); each exactly 1.0 when every
+    (edit, context) passes."""
     logits, labels = _edited_logits(cfg, task, n, {**data["rest"], **trained}, data, data["eval_key"])
-    hit = jnp.argmax(logits, axis=-1) == labels
-    return {"efficacy": exact_fraction(jnp.sum(hit), hit.shape[0])}
+    gap = gaps(logits, labels)
+    return {
+        "efficacy": exact_fraction(jnp.sum(gap > 0), gap.shape[0]),
+        "goal": exact_fraction(jnp.sum(gap >= data["margin"]), gap.shape[0]),
+    }
 
 
 @functools.cache
-def finetune_problem(cfg: TransformerConfig, task: RecallTask, n: int, replay: int) -> Problem:
-    """The engine :class:`Problem` of fine-tuning (cached: equal arguments, one compiled program)."""
+def finetune_problem(cfg: TransformerConfig, task: RecallTask, n: int, n_eval: int, replay: int) -> Problem:
+    """The engine :class:`Problem` of fine-tuning: n fresh contexts per edited fact a step, stopped on the
+    goal in n_eval held-out ones (cached: equal arguments, one compiled program)."""
     return Problem(
         loss=functools.partial(_finetune_loss, cfg, task, n, replay),
-        evaluate=functools.partial(_finetune_eval, cfg, task, n),
-        monitor="efficacy",
+        evaluate=functools.partial(_finetune_eval, cfg, task, n_eval),
+        monitor="goal",
     )
 
 
@@ -253,7 +290,8 @@ def _finetune(
     m: _Model, edits: Sequence[Edit], where: str, st: EditSettings, key: Key
 ) -> tuple[Params, dict]:
     names = weights_of(where)
-    problem = finetune_problem(m.cfg, m.task, st.ft_contexts, st.replay_batch if st.replay else 0)
+    replay = st.replay_batch if st.replay else 0
+    problem = finetune_problem(m.cfg, m.task, st.ft_contexts, st.ft_eval_contexts, replay)
     data = {
         "rest": {k: v for k, v in m.params.items() if k not in names},
         "s": jnp.array([e.s for e in edits]),
@@ -261,6 +299,7 @@ def _finetune(
         "new": jnp.array([e.new for e in edits]),
         "facts": jnp.asarray(edited_facts(m.facts, edits)),
         "eval_key": jax.random.fold_in(key, 0),
+        "margin": jnp.float32(st.margin),
     }
     batched = jax.tree_util.tree_map(lambda x: x[None], ({n: m.params[n] for n in names}, data))
     settings = Settings(st.ft_steps, st.ft_eval_every, criterion=1.0)
@@ -273,6 +312,7 @@ def _finetune(
         "lr": st.ft_lrs[j],
         "steps": int(out.steps[0, j]),
         "reached": bool(out.reached[0, j]),
+        "eval_efficacy": float(out.curves["efficacy"][0, j][int(np.nanargmax(out.curves["goal"][0, j]))]),
         "diverged_runs": int(np.sum(out.diverged[0])),
     }
     return params, info
@@ -342,12 +382,8 @@ def apply_edits(
         params, extras = _closed_forms(m, edits, method, where, st, key, sequential)
     params = jax.block_until_ready(params)
     seconds = time.perf_counter() - start
-    delta = math.sqrt(
-        sum(
-            float(np.sum((np.asarray(params[n]) - np.asarray(model.params[n])) ** 2))
-            for n in weights_of(where)
-        )
-    )
+    diffs = [np.asarray(params[n]) - np.asarray(model.params[n]) for n in weights_of(where)]
+    delta = math.sqrt(sum(float(np.sum(x**2)) for x in diffs))
     table = table_of(model)
     names = [edit_names(e, table) for e in edits]
     done = [
@@ -357,6 +393,8 @@ def apply_edits(
     info = {**model.info, "edits": [*model.info.get("edits", []), *done]}
     edited = Trained(params, model.cfg, model.task, jnp.asarray(edited_facts(model.facts, edits)), info)
     tuned = method == "finetune"
-    used = {k: v for k, v in st._asdict().items() if (k.startswith(("ft_", "replay")) == tuned)}
+    used = {
+        k: v for k, v in st._asdict().items() if k.startswith(("ft_", "replay")) == tuned or k == "margin"
+    }
     record = {"method": method, "where": where, "sequential": sequential, "settings": used, **extras}
     return Edited(edited, seconds, delta, record)

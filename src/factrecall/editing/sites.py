@@ -82,6 +82,19 @@ def covariance(keys: np.ndarray, ridge: float, *, mean: bool = True) -> np.ndarr
     return (second / max(N, 1) if mean else second) + lam * np.eye(dim)
 
 
+def rank_one_gain(C: np.ndarray, K_E: np.ndarray) -> np.ndarray:
+    """G = C⁻¹K_Eᵀ·diag(1/(k̄_e C⁻¹ k̄_eᵀ)) (dim × E): column e is edit e's rank-one update direction,
+    scaled so that k̄_e·G_e = 1 (the update W + G_e·δ_e moves k̄_e's value by exactly δ_e)."""
+    direction = np.linalg.solve(C, K_E.T)
+    return direction / np.einsum("ed,de->e", K_E, direction)[None, :]
+
+
+def least_squares_gain(C0: np.ndarray, K_E: np.ndarray) -> np.ndarray:
+    """G = (C₀ + K_EᵀK_E)⁻¹K_Eᵀ (dim × E): ΔW = G·(V* − K_E·W) minimises
+    Σ_kept ‖k·ΔW‖² + ‖K_E·(W + ΔW) − V*‖² (C₀ = Σ_kept kᵀk + λI)."""
+    return np.linalg.solve(C0 + K_E.T @ K_E, K_E.T)
+
+
 def logits_with(
     params: Params, acts: Acts, coef: Float[Array, "B E"], A: Float[Array, "E d"], site: str
 ) -> Float[Array, "B n_out"]:
@@ -102,6 +115,20 @@ class TargetFit(NamedTuple):
 
     A: Float[Array, "E d"]  # the change of each edit's value at its mean key
     loss: Float[Array, ""]  # the objective at A
+    steps: Int[Array, ""]  # Adam steps taken (fewer than the budget when the goal was met)
+    met: Array  # whether the goal holds at A (see solve_targets)
+    gap: Float[Array, " B"]  # each row's gap at A (gaps: the label's logit minus the best other one)
+
+
+def gaps(logits: Float[Array, "B n_out"], labels: Int[Array, " B"]) -> Float[Array, " B"]:
+    """z_y − max_{y' ≠ y} z_y' of each row: how far the label's logit beats every other answer's.
+
+    >>> gaps(jnp.array([[2.0, 0.5, 1.0], [0.0, 3.0, 1.0]]), jnp.array([0, 2])).tolist()
+    [1.0, -2.0]
+    """
+    target = jnp.take_along_axis(logits, labels[:, None], axis=-1)[:, 0]
+    rivals = jnp.where(jax.nn.one_hot(labels, logits.shape[-1], dtype=bool), -jnp.inf, logits)
+    return target - jnp.max(rivals, axis=-1)
 
 
 @functools.partial(jax.jit, static_argnames=("site", "steps"))
@@ -111,39 +138,57 @@ def solve_targets(
     coef: Float[Array, "B E"],
     labels: Int[Array, " B"],
     weights: Float[Array, " B"],
+    edited: Array,
     scale: Float[Array, ""],
-    lr: Float[Array, ""],
-    penalty: Float[Array, ""],
+    hyper: Float[Array, " 3"],
     *,
     site: str,
     steps: int,
 ) -> TargetFit:
-    """The changes A (E × d) of the edits' values, by ``steps`` Adam steps from A = 0 (one ``lax.scan``).
+    """The changes A (E × d) of the edits' values, by Adam from A = 0 until the goal holds (at most
+    ``steps`` steps, one ``lax.while_loop``).
 
     Row b's value at the site changes by coef_b·A (coef_b ∈ R^E: how much each edit's update moves row b's
-    output, see :mod:`factrecall.editing.methods`), and A minimises
+    output, see :mod:`factrecall.editing.methods`), and A minimises, with hyper = (lr, penalty, κ),
 
-        L(A) = Σ_b w_b·CE(logits_with(δ_b = coef_b·A), y_b) / Σ_b w_b + penalty·‖A / σ‖²_F / E,
+        L(A) = Σ_b w_b·CE(z_b − κ·[b edited]·e_{y_b}, y_b) / Σ_b w_b + penalty·‖A / σ‖²_F / E,
 
-    with y_b the new answer on the edited facts' rows and the model's own current answer elsewhere (weights
-    ``weights``: rows of neither weigh 0), σ = ``scale`` the typical size of one coordinate of the site's
-    values (:func:`value_scale`). Adam runs on A/σ: ``lr`` and ``penalty`` are relative to the values' size.
+    z_b = logits_with(δ_b = coef_b·A), y_b the new answer on the edited rows (``edited``) and the model's
+    own current answer elsewhere (weights ``weights``: rows of neither weigh 0), σ = ``scale`` the typical
+    size of one coordinate of the site's values (:func:`value_scale`): Adam runs on A/σ, so ``lr`` and
+    ``penalty`` are relative to the values' size. The edited rows' cross-entropy is taken with their new
+    answer's logit lowered by the margin κ, so it pulls the new answer past every other one by more than κ.
+    The goal, checked before every step: gap_b = z_{b,y_b} − max_{y' ≠ y_b} z_{b,y'} ≥ κ on every edited row
+    and gap_b > 0 (the current answer kept) on every other row of positive weight; the search stops at the
+    first A that meets it.
     """
+    lr, penalty, margin = hyper[0], hyper[1], hyper[2]
     E = coef.shape[1]
     opt = optax.adam(lr)
+    shift = margin * edited[:, None] * jax.nn.one_hot(labels, params["unembed"].shape[0])
 
-    def loss(a):  # a = A / σ
+    def objective(a):  # a = A / σ
         logits = logits_with(params, acts, coef, scale * a, site)
-        return cross_entropy(logits, labels, weights) + penalty * jnp.sum(a * a) / E
+        return cross_entropy(logits - shift, labels, weights) + penalty * jnp.sum(a * a) / E, logits
 
-    def step(carry, _):
-        a, state = carry
-        updates, state = opt.update(jax.grad(loss)(a), state, a)
-        return (optax.apply_updates(a, updates), state), None
+    def goal(logits):
+        gap = gaps(logits, labels)
+        return jnp.all(jnp.where(edited, gap >= margin, (gap > 0) | (weights == 0)))
+
+    def step(carry):
+        a, state, t, _ = carry
+        (_, logits), grad = jax.value_and_grad(objective, has_aux=True)(a)
+        met = goal(logits)
+        updates, new_state = opt.update(grad, state, a)
+        keep = functools.partial(jnp.where, met)
+        a, state = keep(a, optax.apply_updates(a, updates)), jax.tree_util.tree_map(keep, state, new_state)
+        return a, state, t + jnp.where(met, 0, 1), met
 
     a0 = jnp.zeros((E, params["unembed"].shape[1]), jnp.float32)
-    (a, _), _ = jax.lax.scan(step, (a0, opt.init(a0)), None, length=steps)
-    return TargetFit(scale * a, loss(a))
+    carry = (a0, opt.init(a0), jnp.asarray(0), jnp.asarray(False))
+    a, _, t, _ = jax.lax.while_loop(lambda c: (c[2] < steps) & ~c[3], step, carry)
+    loss, logits = objective(a)
+    return TargetFit(scale * a, loss, t, goal(logits), gaps(logits, labels))
 
 
 def value_scale(keys: np.ndarray, W: Array) -> float:
