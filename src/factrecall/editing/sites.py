@@ -10,8 +10,10 @@ z = k·W2 ∈ R^d; the logits are unembed·(h + z). Row-vector convention throug
 Editing W leaves the site's own keys unchanged (they are computed before W). The activations are the forward
 pass's own (:func:`factrecall.recall.transformer.activations`). Owns: every fact's activations
 in fresh contexts (:func:`fact_acts`, one compiled program per shape), the key covariance
-(:func:`covariance`), the logits with a vector added at a site's output (:func:`logits_with`) and the
-target search (:func:`solve_targets`: Adam on the added vectors, compiled with ``lax.scan``).
+(:func:`covariance`), the gains of the closed forms (:func:`rank_one_gain`, :func:`least_squares_gain`),
+the logits with a vector added at a site's output (:func:`logits_with`), each row's margin (:func:`gaps`)
+and the target search (:func:`solve_targets`: Adam on the added vectors until the goal holds, compiled
+with ``lax.while_loop``).
 
 Paper: §4.2–4.3 (facts in the attention values and in the MLP: associative memories); SPEC §3, §8 (beyond:
 editing facts).
