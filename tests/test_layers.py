@@ -50,6 +50,7 @@ MODULES = {
         "constructions": 2,
         "padded": 2,
         "capacity": 3,
+        "paper_procedure": 4,
         "tradeoff": 3,
         "construction_search": 3,
         "attribution": 2,
