@@ -59,11 +59,11 @@ from factrecall.editing.sites import (
     fact_acts,
     fact_rows,
     gaps,
+    key_moments,
     least_squares_gain,
     rank_one_gain,
     site_keys,
     solve_targets,
-    value_scale,
 )
 from factrecall.facts.queries import table_of
 from factrecall.recall.task import RecallTask, every_fact, sample
@@ -137,19 +137,27 @@ class _Model(NamedTuple):
 
 
 def _gain(
-    X: np.ndarray, rows: np.ndarray, method: str, st: EditSettings, C: np.ndarray | None, guard: np.ndarray
+    X: np.ndarray,
+    second: np.ndarray,
+    rows: np.ndarray,
+    method: str,
+    st: EditSettings,
+    C: np.ndarray | None,
+    guard: np.ndarray,
 ) -> np.ndarray:
-    """The gain G of ``method`` for the edits' fit rows ``rows`` (n × E), the rows ``guard`` of the guarded
-    facts weighing ``st.guard`` times more in the covariance: C + (β − 1)·Σ_{b guarded} x_bᵀx_b (/ N for
-    rank-one's mean covariance)."""
+    """The gain G of ``method`` for the edits' fit rows ``rows`` (n × E) of the keys X (``second`` = XᵀX),
+    the rows ``guard`` of the guarded facts weighing ``st.guard`` times more in the covariance:
+    C + (β − 1)·Σ_{b guarded} x_bᵀx_b (/ N for rank-one's mean covariance)."""
     K_E = X[rows].mean(axis=0)
     extra = (st.guard - 1.0) * X[guard].T @ X[guard]
     if method == "rank-one":
-        C = covariance(X, st.ridge) if C is None else C
+        C = covariance(X, st.ridge, second=second) if C is None else C
         return rank_one_gain(C + extra / X.shape[0], K_E)
     kept = np.ones(X.shape[0], bool)
     kept[rows.ravel()] = False
-    return least_squares_gain(covariance(X[kept], st.ridge, mean=False) + extra, K_E)
+    X_E = X[rows.ravel()]
+    C0 = covariance(X[kept], st.ridge, mean=False, second=second - X_E.T @ X_E)
+    return least_squares_gain(C0 + extra, K_E)
 
 
 def _closed_form(
@@ -172,27 +180,21 @@ def _closed_form(
     n = st.fit_contexts
     acts = fact_acts(m.params, m.cfg, m.task, m.facts, n, key)
     X = site_keys(acts, site)
+    second, scale = key_moments(acts, m.params[WEIGHT[site]], site=site)
+    second = np.asarray(second, np.float64)
     rows = fact_rows(m.task, *(np.array([getattr(e, f) for e in edits]) for f in ("s", "r")), n)
     labels = np.argmax(np.asarray(acts.logits), axis=-1)
     labels[rows] = np.array([e.new for e in edits])[None, :]
     edited = np.isin(np.arange(X.shape[0]), rows)
     weights = np.where(edited, 1.0 / rows.size, st.keep_weight / max(X.shape[0] - rows.size, 1))
     fact, guard, best = np.arange(X.shape[0]) % m.task.n_facts, np.zeros(X.shape[0], bool), None
+    rows_of = (jnp.asarray(labels), jnp.asarray(weights, jnp.float32), jnp.asarray(edited))
+    hyper = jnp.asarray([st.lr, st.penalty, st.margin], jnp.float32)
     for rounds in range(st.guard_rounds + 1):
-        G = _gain(X, rows, method, st, C, guard)
+        G = _gain(X, second, rows, method, st, C, guard)
         g = np.einsum("ed,de->e", X[rows].mean(axis=0), G)
-        fit = solve_targets(
-            m.params,
-            acts,
-            jnp.asarray(X @ G / g[None, :], jnp.float32),
-            jnp.asarray(labels),
-            jnp.asarray(weights, jnp.float32),
-            jnp.asarray(edited),
-            value_scale(X, m.params[WEIGHT[site]]),
-            jnp.asarray([st.lr, st.penalty, st.margin], jnp.float32),
-            site=site,
-            steps=st.steps,
-        )
+        coef = jnp.asarray(X @ G / g[None, :], jnp.float32)
+        fit = solve_targets(m.params, acts, coef, *rows_of, scale, hyper, site=site, steps=st.steps)
         gap = np.asarray(fit.gap)
         lost = ~edited & (gap <= 0)
         misses = int(np.sum(edited & (gap < st.margin)) + np.sum(lost))

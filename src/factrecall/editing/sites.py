@@ -66,22 +66,34 @@ def site_keys(acts: Acts, site: str) -> np.ndarray:
     return np.asarray(acts.k if site == "mlp" else acts.u, np.float64)
 
 
-def covariance(keys: np.ndarray, ridge: float, *, mean: bool = True) -> np.ndarray:
+def covariance(
+    keys: np.ndarray, ridge: float, *, mean: bool = True, second: np.ndarray | None = None
+) -> np.ndarray:
     """The key covariance with a ridge, float64.
 
     C = (1/N)·Σ_n k_nᵀk_n + λ·I (``mean``; else the sum Σ_n k_nᵀk_n + λ·I), with λ = ridge · tr(Σ k_nᵀk_n)/
     (N·dim): ``ridge`` times the mean eigenvalue of the (mean) second moment, so that dead units (keys that
     are always 0) keep C invertible while live directions are barely changed. An empty ``keys`` gives λ·I
-    with λ = ridge.
+    with λ = ridge. ``second``: Σ_n k_nᵀk_n when already computed (:func:`key_moments`).
 
     >>> C = covariance(np.array([[1.0, 0.0], [0.0, 0.0]]), 0.5)
     >>> C.tolist()
     [[0.625, 0.0], [0.0, 0.125]]
     """
     N, dim = keys.shape
-    second = keys.T @ keys
+    second = keys.T @ keys if second is None else np.asarray(second, np.float64)
     lam = ridge * (np.trace(second) / (max(N, 1) * dim) if N else 1.0)
     return (second / max(N, 1) if mean else second) + lam * np.eye(dim)
+
+
+@functools.partial(jax.jit, static_argnames=("site",))
+def key_moments(acts: Acts, W: Float[Array, "dim d"], site: str) -> tuple[Array, Float[Array, ""]]:
+    """The second moment Σ_n k_nᵀk_n of the site's keys, and σ = √(mean_n ‖k_n·W‖² / d) (the root-mean-square
+    coordinate of the site's values; 1 if they are all 0), in one compiled program: the products over every
+    fit row run on XLA's threads, not on a BLAS thread pool of NumPy competing with them for a few cores."""
+    X = acts.k if site == "mlp" else acts.u
+    sigma = jnp.sqrt(jnp.mean((X @ W) ** 2))
+    return X.T @ X, jnp.where(sigma > 0, sigma, 1.0)
 
 
 def rank_one_gain(C: np.ndarray, K_E: np.ndarray) -> np.ndarray:
@@ -157,7 +169,7 @@ def solve_targets(
 
     z_b = logits_with(δ_b = coef_b·A), y_b the new answer on the edited rows (``edited``) and the model's
     own current answer elsewhere (weights ``weights``: rows of neither weigh 0), σ = ``scale`` the typical
-    size of one coordinate of the site's values (:func:`value_scale`): Adam runs on A/σ, so ``lr`` and
+    size of one coordinate of the site's values (:func:`key_moments`): Adam runs on A/σ, so ``lr`` and
     ``penalty`` are relative to the values' size. The edited rows' cross-entropy is taken with their new
     answer's logit lowered by the margin κ, so it pulls the new answer past every other one by more than κ.
     The goal, checked before every step: gap_b = z_{b,y_b} − max_{y' ≠ y_b} z_{b,y'} ≥ κ on every edited row
@@ -191,9 +203,3 @@ def solve_targets(
     a, _, t, _ = jax.lax.while_loop(lambda c: (c[2] < steps) & ~c[3], step, carry)
     loss, logits = objective(a)
     return TargetFit(scale * a, loss, t, goal(logits), gaps(logits, labels))
-
-
-def value_scale(keys: np.ndarray, W: Array) -> float:
-    """σ = √(mean_n ‖k_n·W‖² / d): the root-mean-square coordinate of the site's values over ``keys``."""
-    values = keys @ np.asarray(W, np.float64)
-    return float(np.sqrt(np.mean(values**2))) or 1.0
