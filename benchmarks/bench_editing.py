@@ -14,7 +14,8 @@ Every edit is scored in 8 fresh contexts per fact (efficacy, specificity, paraph
 stop their target search at its goal (the new answer ahead of every other by the margin κ in every fit
 context, every other fact keeping its answer). Fine-tuning (the paper's learning-rate grid {1e-3, 3e-3,
 1e-2}) stops at the same goal in held-out contexts it never trains on; it has *reached* efficacy 1.0 only
-when every one of its runs (first and repeats) has efficacy 1.0 in the 8 fresh contexts of the scores.
+when every one of its runs (first and repeats) has efficacy 1.0 in the 8 fresh contexts of the scores
+(``finetune κ=4``: the same at twice the margin, for when the default margin misses in a fresh context).
 Ratios are fine-tuning time / closed-form time, compile included and excluded, against the target ≥ 10;
 a fine-tuning that did not reach efficacy 1.0 in fresh contexts gives only a lower bound (≥) of its time.
 
@@ -59,9 +60,10 @@ METHODS = {
     "rank-one both": ("rank-one", "both", EditSettings()),
     "finetune": ("finetune", "mlp", EditSettings()),
     "finetune+replay": ("finetune", "mlp", EditSettings(replay=True)),
+    "finetune κ=4": ("finetune", "mlp", EditSettings(margin=4.0)),
 }
 CLOSED = ("rank-one", "batch", "rank-one both")
-TUNED = ("finetune", "finetune+replay")
+TUNED = ("finetune", "finetune+replay", "finetune κ=4")
 
 
 def trained(shape: dict) -> training.Trained:
