@@ -104,8 +104,17 @@ def capacity_mlp(
     _memory("mlp", locals())
 
 
+def _given(ctx: typer.Context, params: dict[str, Any], *names: str) -> dict[str, Any]:
+    """``params`` without those of ``names`` left at their defaults (the model then resolves them: e.g.
+    ``--procedure paper`` measures on ``sampled``, and only an explicit ``--criterion-on every-fact`` is an
+    error)."""
+    left = {n for n in names if getattr(ctx.get_parameter_source(n), "name", None) == "DEFAULT"}
+    return {k: v for k, v in params.items() if k not in left}
+
+
 @app.command("transformer")
 def capacity_transformer(
+    ctx: typer.Context,
     d: DimOpt = TRANSFORMER.d,
     H: HeadsOpt = TRANSFORMER.H,
     d_h: HeadDimOpt = TRANSFORMER.d_h,
@@ -130,12 +139,26 @@ def capacity_transformer(
     patience: Annotated[
         int, typer.Option("--patience", help="Stop a trial after this many steps without gain (0: never).")
     ] = TRANSFORMER.patience,
+    procedure: Annotated[
+        str,
+        typer.Option(
+            "--procedure",
+            help="How the size is searched: ours (the default; the rates run side by side, patience) or "
+            "paper (the authors' search: S = R = k bisected on [1, 64] — wider for large shapes — with lo "
+            "assumed stored and hi assumed failing; the rates tried in the order given, the first that "
+            "stores accepted; criterion on 1,024 sampled sequences; no patience). With paper, --criterion-on "
+            "other than sampled or --patience > 0 is an error. The JSON's procedure says which ran.",
+        ),
+    ] = TRANSFORMER.procedure,
     as_json: JsonFlag = False,
     quiet: QuietFlag = False,
 ) -> None:
     """Largest fact set S·R a one-layer transformer stores over every fact (best over the lr grid)."""
-    point = build(TransformerCapacityPoint, locals(), seeds=seed_list(seeds))
+    point = build(
+        TransformerCapacityPoint, _given(ctx, locals(), "criterion_on", "patience"), seeds=seed_list(seeds)
+    )
     label = f"capacity transformer d={d} H={H} d_h={d_h} m={m}"
+    label += " (the paper's procedure)" if procedure == "paper" else ""
     with bar(label, quiet=quiet) as update:
         record = point.run(update)
     record["run"] = run_info()

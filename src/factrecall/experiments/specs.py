@@ -223,18 +223,16 @@ class TransformerTrainPoint(Point):
 
 
 class TransformerCapacityPoint(Point):
-    """The largest fact set S·R a transformer shape stores (paper §4, Figure 4), as ``factrecall capacity
-    transformer``.
+    """Largest fact set S·R a transformer stores (paper §4, Figure 4): ``factrecall capacity transformer``.
 
     Attributes:
-        d, H, d_h, m: the shape (m = 0: no MLP).
-        D: answers per relation (``distinct``: D = S).
+        d, H, d_h, m, D: the shape (m = 0: no MLP); answers per relation (``distinct``: D = S).
         scaling: how the facts grow: ``linear`` (S = R), ``square`` (S = R²) or ``distinct`` (D = S).
         lrs, n_steps, batch: learning-rate grid (the paper's), step budget per trial, sequences per step.
         criterion, seeds: fraction that must be answered; one capacity per seed.
-        criterion_on: what the criterion is measured on: ``every-fact`` (every fact in 2 fixed fresh
-            contexts; the default) or ``sampled`` (1,024 sampled test sequences, the paper's).
+        criterion_on: ``every-fact`` (every fact in 2 fixed fresh contexts) or ``sampled`` (1,024 sequences).
         patience: a run stops after this many steps without gain while more than two facts short (0: never).
+        procedure: ``ours`` or ``paper`` (the authors' search: :mod:`factrecall.recall.paper_procedure`).
     """
 
     DESCRIPTION: ClassVar[str] = "largest fact set S·R a transformer shape stores (paper §4, Figure 4)"
@@ -251,21 +249,25 @@ class TransformerCapacityPoint(Point):
     criterion_on: Literal["every-fact", "sampled"] = "every-fact"
     patience: NonNeg = 2048
     seeds: Seeds = [0]
+    procedure: Literal["ours", "paper"] = "ours"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _procedure(cls, data: Any) -> Any:
+        from factrecall.recall.paper_procedure import point_fields
+
+        return point_fields(data)
 
     def make_spec(self) -> Any:
-        from factrecall.recall import capacity as tc
+        from factrecall.recall.paper_procedure import point_spec
 
-        recipe = tc.trial_recipe(self.n_steps, self.batch, self.criterion)
-        shape = (self.d, self.H, self.d_h, self.m, self.D, self.scaling)
-        spec = tc.Spec(*shape, recipe, tuple(self.lrs), self.patience or None, criterion_on=self.criterion_on)
-        tc.validate_spec(spec)
-        return spec
+        return point_spec(dict(self))
 
     def run(self, update: Update | None = None) -> dict[str, Any]:
-        """The capacity per seed and its summary."""
-        from factrecall.recall import capacity as tc
+        """The capacity per seed and its summary, with the ``procedure`` that searched it."""
+        from factrecall.recall.paper_procedure import capacity_of
 
-        return tc.capacity(self.spec, tuple(self.seeds), on_round=update).summary()
+        return capacity_of(self.procedure, self.spec, tuple(self.seeds), update)
 
 
 class _Construction(Point):
