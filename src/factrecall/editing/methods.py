@@ -145,9 +145,8 @@ def _gain(
     C: np.ndarray | None,
     guard: np.ndarray,
 ) -> np.ndarray:
-    """The gain G of ``method`` for the edits' fit rows ``rows`` (n × E) of the keys X (``second`` = XᵀX),
-    the rows ``guard`` of the guarded facts weighing ``st.guard`` times more in the covariance:
-    C + (β − 1)·Σ_{b guarded} x_bᵀx_b (/ N for rank-one's mean covariance)."""
+    """G of ``method`` for the fit rows ``rows`` (n × E) of keys X (``second`` = XᵀX), guarded rows ``guard``
+    weighing β times more: C + (β − 1)·Σ_{b guarded} x_bᵀx_b (/ N for rank-one's mean covariance)."""
     K_E = X[rows].mean(axis=0)
     extra = (st.guard - 1.0) * X[guard].T @ X[guard]
     if method == "rank-one":
@@ -173,10 +172,9 @@ def _closed_form(
     """One closed-form update of ``site`` for ``edits``: W' = W + share·G·Δ, Δ = diag(1/g)·A, with the gain G
     of ``method`` (``C``: a fixed covariance for rank-one, else the fit rows'), g_e = k̄_e·G_e and A from
     :func:`~factrecall.editing.sites.solve_targets` on coef = X·G·diag(1/g) (see the module docstring).
-    While the goal is missed, the facts with a fit row that lost its answer are guarded (their keys weigh
-    β = ``st.guard`` times more in the covariance) and G, A recomputed, at most ``st.guard_rounds`` times;
-    the round with the fewest rows off the goal is kept. Returns the new params, the target search's result
-    and the round kept (0: no fact guarded)."""
+    While the goal is missed, the facts with a fit row that lost its answer are guarded (keys weighing β =
+    ``st.guard`` times more) and G, A recomputed, at most ``st.guard_rounds`` times; the round with the fewest
+    rows off the goal is kept. Returns the new params, the search's result and the round kept (0: none)."""
     n = st.fit_contexts
     acts = fact_acts(m.params, m.cfg, m.task, m.facts, n, key)
     X = site_keys(acts, site)
