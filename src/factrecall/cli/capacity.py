@@ -144,7 +144,7 @@ def capacity_transformer(
         typer.Option(
             "--procedure",
             help="How the size is searched: ours (the default; the rates run side by side, patience) or "
-            "paper (the authors' search: S = R = k bisected on [1, 64] — wider for large shapes — with lo "
+            "paper (the authors' search: S = R = k bisected on [1, hi], hi ≥ 2·√(0.15·params), with lo "
             "assumed stored and hi assumed failing; the rates tried in the order given, the first that "
             "stores accepted; criterion on 1,024 sampled sequences; no patience). With paper, --criterion-on "
             "other than sampled or --patience > 0 is an error. The JSON's procedure says which ran.",

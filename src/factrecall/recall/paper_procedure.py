@@ -20,8 +20,9 @@ The procedure, per shape and seed:
     ``lo``.
 
 Where it differs from the authors' code: their bounds start at [8, 512] for d = 8 and take the previous d's
-result as the next floor; here they are ``bounds`` (default :func:`default_bounds`: [1, 64], or a wider
-ceiling for large shapes), so nothing is assumed that was not so (one fact is always stored). Every trial
+result as the next floor; here they are ``bounds`` (default :func:`default_bounds`: [1, the first power of
+2 ≥ 2·√(0.15·params)], a ceiling of ≥ 4× the guide's facts), so nothing is assumed that was not so (one
+fact is always stored; a search that reaches the ceiling is reported ``capped``). Every trial
 (seed, S, R, D) is drawn as in our search (:func:`factrecall.recall.padded.trial_data`,
 :func:`~factrecall.recall.padded.initial_weights`, :func:`~factrecall.recall.padded.batch_key`), so a given
 (seed, k) is the same problem in both procedures, and it is trained by
@@ -52,10 +53,9 @@ from factrecall.recall.task import RecallTask
 from factrecall.recall.transformer import TransformerConfig, param_counts
 
 PROCEDURE = "paper"
-BOUNDS = (
-    1,
-    64,
-)  # the default bounds: one fact is always stored; 64² facts ≥ 8× the guide at the quick shapes
+# the benchmark's bounds (benchmarks/bench_paper_transformer.py): 64² facts are ≥ 8× the guide's at the quick
+# shapes; a search's default is :func:`default_bounds`
+BOUNDS = (1, 64)
 
 
 class PaperSearch:
@@ -146,16 +146,20 @@ def shape_of(spec: tc.Spec, k: int) -> tuple[int, int, int]:
 
 
 def default_bounds(spec: tc.Spec) -> tuple[int, int]:
-    """[1, hi]: hi = 64, or the first power of 2 ≥ 2·√(the paper's guide 0.15·params) for larger shapes
-    (the ceiling is then ≥ 4× the guide's facts); k = 1 is always stored.
+    """[1, hi]: k = 1 is always stored, and hi is the first power of 2 ≥ 2·k_guide, where k_guide² is the
+    paper's guide 0.15·params: a table of ≥ 4× the guide's facts, assumed failing (a search that reaches
+    it says so: ``capped``, ``facts_failed`` None). When every size above hi fails, the search is the one
+    from [1, 64] or any higher ceiling, minus the failing runs above hi.
 
     >>> spec = tc.Spec(16, 8, 2, 16, 8, "linear", tc.trial_recipe(4096, 256, 0.99), (1e-2,), None)
-    >>> default_bounds(spec), default_bounds(spec._replace(d=181, d_h=23, m=181))
-    ((1, 64), (1, 512))
+    >>> default_bounds(spec), default_bounds(spec._replace(d=8, d_h=1, m=8))  # 1,536 and 384 params
+    ((1, 32), (1, 16))
+    >>> default_bounds(spec._replace(d=181, d_h=23, m=181))
+    (1, 512)
     """
     params = param_counts(tc.config_of(spec, tc.task_of(spec, 1))).paper
     k_guide = math.sqrt(tc.FACTS_PER_PARAM_GUIDE * params)
-    return BOUNDS[0], max(BOUNDS[1], 2 ** math.ceil(math.log2(2 * k_guide)))
+    return 1, 2 ** math.ceil(math.log2(2 * k_guide))
 
 
 def check_bounds(bounds: Sequence[int]) -> tuple[int, int]:
