@@ -23,6 +23,44 @@ def test_fig4_points_comparison_and_plot(tmp_path):
     assert all(p.stat().st_size > 0 for p in paths)
 
 
+def test_fig4_compares_ours_with_the_papers_procedure_run_here():
+    """Synthetic rows: ours at 0.10 facts/param, the paper's procedure at 0.08 on the shapes it searched."""
+    points = reproduce.FIGURES["fig4"].points("quick")
+    ours = [p for p in points if "procedure" not in p]
+    theirs = points[len(ours) :]
+    assert theirs and all(p["procedure"] == "paper" for p in theirs)
+    assert all({k: v for k, v in p.items() if k != "procedure"} in ours for p in theirs)  # the same shapes
+    rows = []
+    for p in points:
+        params = 4 * 8 * p["d_h"] * p["d"] + 2 * p["m"] * p["d"]
+        facts = round((0.08 if "procedure" in p else 0.1) * params)
+        rows.append(
+            {**p, "params": params, "facts": facts, "facts_failed": facts + 13, "bits_per_param": 0.3}
+        )
+    rows[len(ours)]["facts_failed"] = None  # the first of the paper's procedure's searches hit its ceiling
+    cmp = reproduce.FIGURES["fig4"].compare(rows)
+    assert cmp[0]["quantity"] == "facts / param (fit with slope 1)" and abs(cmp[0]["ours"] - 0.1) < 0.01
+    assert len(cmp) == 2 + 4 + 3 + len(theirs)  # ours' rows as before, then 3 fits and one row per shape
+    where = f"the same {len(theirs)} shapes, batch 256, ≤ 4096 steps, rates 0.01, 0.03"
+    by = {c["quantity"]: c for c in cmp}
+    assert by[f"facts / param (fit with slope 1), ours ({where}; rates side by side)"]["paper"] == 0.15
+    paper = by[f"facts / param, paper's procedure run here ({where}; rates in order)"]
+    assert abs(paper["ours"] - 0.08) < 0.005 and paper["paper"] == 0.15
+    ratio = by[f"facts / param, ours / paper's procedure run here ({where}; target within 10%)"]
+    assert abs(ratio["ours"] - 1.25) < 0.03 and ratio["paper"] == 1.0
+    b = rows[len(ours)]
+    a = next(r for r in rows[: len(ours)] if (r["d"], r["d_h"], r["m"]) == (b["d"], b["d_h"], b["m"]))
+    (shape,) = [
+        c
+        for c in cmp
+        if c["quantity"].startswith(f"facts stored, d = {a['d']}, d_h = {a['d_h']}, m = {a['m']} (")
+    ]
+    assert (shape["ours"], shape["paper"]) == (a["facts"], b["facts"])
+    assert (
+        f"ours [{a['facts']}, {a['facts'] + 13}] / paper's procedure [{b['facts']}, —]" in shape["quantity"]
+    )
+
+
 def test_tradeoff_comparison_and_plot(tmp_path):
     (point,) = reproduce.FIGURES["fig4-tradeoff"].points("quick")
     cells = [
