@@ -4,6 +4,7 @@ The trained model is ``edit_model`` (tests/editing/conftest.py: the suite's tiny
 """
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -15,7 +16,17 @@ from factrecall.core.errors import ConfigError
 from factrecall.editing.edits import Edit, random_edits
 from factrecall.editing.methods import EditSettings, apply_edits
 from factrecall.editing.metrics import edit_scores
-from factrecall.editing.sites import covariance, least_squares_gain, rank_one_gain
+from factrecall.editing.sites import (
+    START_SLACK,
+    covariance,
+    fact_acts,
+    fact_rows,
+    gaps,
+    least_squares_gain,
+    logits_with,
+    rank_one_gain,
+    start_targets,
+)
 
 
 @pytest.fixture
@@ -108,10 +119,24 @@ def test_sequential_and_all_at_once(model):
     assert not np.allclose(at_once.model.params["W2"], one_by_one.model.params["W2"])
 
 
+def test_the_analytic_start_meets_the_edited_rows_margin(model):
+    edits = random_edits(model.facts, model.task.D, 1, seed=0)
+    n, facts = 4, jnp.asarray(model.facts)
+    acts = fact_acts(model.params, model.cfg, model.task, facts, n, jax.random.key(0))
+    rows = fact_rows(model.task, np.array([edits[0].s]), np.array([edits[0].r]), n)
+    labels = np.argmax(np.asarray(acts.logits), axis=-1)
+    labels[rows] = edits[0].new
+    coef = jnp.linspace(0.8, 1.2, acts.logits.shape[0])[:, None]  # each row's share of the change
+    labels, rows = jnp.asarray(labels), jnp.asarray(rows)
+    A = start_targets(model.params, acts, coef, labels, rows, 2.0, "mlp")
+    gap = gaps(logits_with(model.params, acts, coef, A, "mlp"), labels)[rows.ravel()]
+    assert float(gap.min()) >= 2.0 and float(gap.min()) == pytest.approx(2.0 + START_SLACK, abs=1e-3)
+
+
 def test_the_target_search_stops_at_its_goal(model):
     edits = random_edits(model.facts, model.task.D, 1, seed=0)
     early = apply_edits(model, edits, key=jax.random.key(0))
-    assert early.info["target_met"] and 1 <= early.info["target_steps"] < early.info["settings"]["steps"]
+    assert early.info["target_met"] and early.info["target_steps"] <= 3  # the start (nearly) meets it
     capped = apply_edits(
         model, edits, key=jax.random.key(0), settings=EditSettings(steps=5, margin=1e3, guard_rounds=0)
     )

@@ -186,7 +186,7 @@ def _closed_form(
     edited = np.isin(np.arange(X.shape[0]), rows)
     weights = np.where(edited, 1.0 / rows.size, st.keep_weight / max(X.shape[0] - rows.size, 1))
     fact, guard, best = np.arange(X.shape[0]) % m.task.n_facts, np.zeros(X.shape[0], bool), None
-    rows_of = (jnp.asarray(labels), jnp.asarray(weights, jnp.float32), jnp.asarray(edited))
+    rows_of = (jnp.asarray(labels), jnp.asarray(weights, jnp.float32), jnp.asarray(edited), jnp.asarray(rows))
     hyper = jnp.asarray([st.lr, st.penalty, st.margin], jnp.float32)
     for rounds in range(st.guard_rounds + 1):
         G = _gain(X, second, rows, method, st, C, guard)

@@ -13,7 +13,7 @@ in fresh contexts (:func:`fact_acts`, one compiled program per shape), the key c
 (:func:`covariance`), the gains of the closed forms (:func:`rank_one_gain`, :func:`least_squares_gain`),
 the logits with a vector added at a site's output (:func:`logits_with`), each row's margin (:func:`gaps`)
 and the target search (:func:`solve_targets`: Adam on the added vectors until the goal holds, compiled
-with ``lax.while_loop``).
+with ``lax.while_loop``, from an analytic start, :func:`start_targets`).
 
 Paper: §4.2–4.3 (facts in the attention values and in the MLP: associative memories); SPEC §3, §8 (beyond:
 editing facts).
@@ -134,15 +134,81 @@ class TargetFit(NamedTuple):
     gap: Float[Array, " B"]  # each row's gap at A (gaps: the label's logit minus the best other one)
 
 
+def rivals(logits: Float[Array, "B n_out"], labels: Int[Array, " B"]) -> Int[Array, " B"]:
+    """argmax_{y' ≠ y} z_y' of each row: the strongest answer other than the label.
+
+    >>> rivals(jnp.array([[2.0, 0.5, 1.0], [0.0, 3.0, 1.0]]), jnp.array([0, 2])).tolist()
+    [2, 1]
+    """
+    others = jnp.where(jax.nn.one_hot(labels, logits.shape[-1], dtype=bool), -jnp.inf, logits)
+    return jnp.argmax(others, axis=-1)
+
+
+def _diff(logits: Float[Array, "B n_out"], y: Int[Array, " B"], j: Int[Array, " B"]) -> Float[Array, " B"]:
+    """z_{b,y_b} − z_{b,j_b} of each row b."""
+    take = functools.partial(jnp.take_along_axis, logits, axis=-1)
+    return (take(y[:, None]) - take(j[:, None]))[:, 0]
+
+
 def gaps(logits: Float[Array, "B n_out"], labels: Int[Array, " B"]) -> Float[Array, " B"]:
     """z_y − max_{y' ≠ y} z_y' of each row: how far the label's logit beats every other answer's.
 
     >>> gaps(jnp.array([[2.0, 0.5, 1.0], [0.0, 3.0, 1.0]]), jnp.array([0, 2])).tolist()
     [1.0, -2.0]
     """
-    target = jnp.take_along_axis(logits, labels[:, None], axis=-1)[:, 0]
-    rivals = jnp.where(jax.nn.one_hot(labels, logits.shape[-1], dtype=bool), -jnp.inf, logits)
-    return target - jnp.max(rivals, axis=-1)
+    return _diff(logits, labels, rivals(logits, labels))
+
+
+START_TRIES = 4  # projection steps of start_targets
+START_SLACK = 0.25  # start_targets aims at the margin κ plus this many logits
+
+
+def start_targets(
+    params: Params,
+    acts: Acts,
+    coef: Float[Array, "B E"],
+    labels: Int[Array, " B"],
+    rows: Int[Array, "n E"],
+    margin: Float[Array, ""],
+    site: str,
+) -> Float[Array, "E d"]:
+    """The search's analytic start: A with every edited row's gap near κ + slack, by projection steps from
+    A = 0 on the edited rows' gap constraints.
+
+    Row b of edit e (b = rows[c, e]) needs γ_b(A) = z_{b,y_b}(A) − z_{b,j_b}(A) ≥ κ against its strongest
+    rival j_b. At the ``mlp`` site the logits are linear in A (:func:`logits_with`), so
+
+        γ_b(A) = γ_b(0) + Σ_e' coef_{be'}·(u_{y_b} − u_{j_b})·A_e',
+        ∇_{A_e} γ_b = coef_{be}·(u_{y_b} − u_{j_b})
+
+    (u_y row y of the unembedding). Each step takes, per edit e, its worst row b_e (least γ) and moves A_e
+    along g_e = ∇_{A_e} Σ_e' γ_{b_e'} by the Polyak step that closes its shortfall to κ' = κ + slack,
+
+        A_e ← A_e + max(κ' − γ_{b_e}(A), 0)·g_e / ‖g_e‖²,
+
+    which for one edit at the ``mlp`` site sets γ_{b_e} = κ' exactly (the step is then the least change of
+    A that does it). At ``values`` the step is that of the logits' linearisation at A. ``START_TRIES``
+    steps; the unedited rows are left to the search that follows.
+    """
+    n, E = rows.shape
+    idx = rows.reshape(-1)  # row c·E + e of the edited rows is edit e in context c
+    sub, c, y = jax.tree_util.tree_map(lambda x: x[idx], acts), coef[idx], labels[idx]
+
+    def step(_, A):
+        z = logits_with(params, sub, c, A, site)
+        j = rivals(z, y)
+        pick = jnp.argmin(_diff(z, y, j).reshape(n, E), axis=0) * E + jnp.arange(E)
+        one = jax.tree_util.tree_map(lambda x: x[pick], sub)
+
+        def gap(A):
+            return _diff(logits_with(params, one, c[pick], A, site), y[pick], j[pick])
+
+        g, back = jax.vjp(gap, A)
+        (grad,) = back(jnp.ones_like(g))
+        need = jnp.maximum(margin + START_SLACK - g, 0.0) / jnp.maximum(jnp.sum(grad * grad, axis=1), 1e-12)
+        return A + need[:, None] * grad
+
+    return jax.lax.fori_loop(0, START_TRIES, step, jnp.zeros((E, params["unembed"].shape[1]), jnp.float32))
 
 
 @functools.partial(jax.jit, static_argnames=("site", "steps"))
@@ -153,14 +219,15 @@ def solve_targets(
     labels: Int[Array, " B"],
     weights: Float[Array, " B"],
     edited: Array,
+    rows: Int[Array, "n E"],
     scale: Float[Array, ""],
     hyper: Float[Array, " 3"],
     *,
     site: str,
     steps: int,
 ) -> TargetFit:
-    """The changes A (E × d) of the edits' values, by Adam from A = 0 until the goal holds (at most
-    ``steps`` steps, one ``lax.while_loop``).
+    """The changes A (E × d) of the edits' values, by Adam from the analytic start (:func:`start_targets`)
+    until the goal holds (at most ``steps`` steps, one ``lax.while_loop``).
 
     Row b's value at the site changes by coef_b·A (coef_b ∈ R^E: how much each edit's update moves row b's
     output, see :mod:`factrecall.editing.methods`), and A minimises, with hyper = (lr, penalty, κ),
@@ -174,7 +241,8 @@ def solve_targets(
     answer's logit lowered by the margin κ, so it pulls the new answer past every other one by more than κ.
     The goal, checked before every step: gap_b = z_{b,y_b} − max_{y' ≠ y_b} z_{b,y'} ≥ κ on every edited row
     and gap_b > 0 (the current answer kept) on every other row of positive weight; the search stops at the
-    first A that meets it.
+    first A that meets it (at the start itself, with 0 steps, when the start meets it). ``rows`` (n × E):
+    the edited rows, rows[c, e] edit e's row in context c.
     """
     lr, penalty, margin = hyper[0], hyper[1], hyper[2]
     E = coef.shape[1]
@@ -198,7 +266,7 @@ def solve_targets(
         a, state = keep(a, optax.apply_updates(a, updates)), jax.tree_util.tree_map(keep, state, new_state)
         return a, state, t + jnp.where(met, 0, 1), met
 
-    a0 = jnp.zeros((E, params["unembed"].shape[1]), jnp.float32)
+    a0 = start_targets(params, acts, coef, labels, rows, margin, site) / scale
     carry = (a0, opt.init(a0), jnp.asarray(0), jnp.asarray(False))
     a, _, t, _ = jax.lax.while_loop(lambda c: (c[2] < steps) & ~c[3], step, carry)
     loss, logits = objective(a)
