@@ -110,8 +110,7 @@ TRADEOFF_GRID = {
 
 def fig4_points(scale: str) -> list[Point]:
     """H = 8 transformers over d and the width ratios (H·d_h/d, m/d); quick and medium: every ratio at
-    d = 16 and the diagonal ratio (1, 1) over d; paper: every ratio at every d. Then the shapes of
-    :data:`FIG4_PAPER_PROCEDURE` again, searched by the paper's procedure (``procedure = "paper"``)."""
+    d = 16 and the diagonal ratio (1, 1) over d; paper: every ratio at every d (our search's points)."""
     batch, n_steps, lrs = FIG4_RECIPE[scale]
     points = []
     for d in FIG4_D[scale]:
@@ -123,9 +122,20 @@ def fig4_points(scale: str) -> list[Point]:
                 {"panel": "fig4", "d": d, "H": 8, "d_h": d_h, "m": m, "attention_ratio": ra, "mlp_ratio": rm}
                 | {"batch": batch, "n_steps": n_steps, "lrs": list(lrs), "seeds": [0], "scaling": "linear"}
             )
+    return points
+
+
+def paper_procedure_points(scale: str) -> list[Point]:
+    """The points of :data:`FIG4_PAPER_PROCEDURE`'s shapes searched by the paper's procedure: our points with
+    ``procedure = "paper"``, its criterion (``sampled``) and no patience."""
     chosen = FIG4_PAPER_PROCEDURE[scale]
-    theirs = [p for p in points if chosen is None or (p["d"], p["attention_ratio"], p["mlp_ratio"]) in chosen]
-    return points + [{**p, "procedure": "paper"} for p in theirs]
+    shape = lambda p: (p["d"], p["attention_ratio"], p["mlp_ratio"])  # noqa: E731
+    ours = [p for p in fig4_points(scale) if chosen is None or shape(p) in chosen]
+    return [{**p, "procedure": "paper", "criterion_on": "sampled", "patience": 0} for p in ours]
+
+
+def _fig4_all_points(scale: str) -> list[Point]:
+    return fig4_points(scale) + paper_procedure_points(scale)
 
 
 def run_fig4(point: Point, update: Update) -> Row:
@@ -134,8 +144,8 @@ def run_fig4(point: Point, update: Update) -> Row:
     from factrecall.experiments.specs import TransformerCapacityPoint
 
     keys = ("d", "H", "d_h", "m", "scaling", "lrs", "n_steps", "batch", "seeds")
-    procedure = point.get("procedure", "ours")
-    spec = TransformerCapacityPoint(**{k: point[k] for k in keys}, D=8, procedure=procedure)
+    given = {k: point[k] for k in ("procedure", "criterion_on", "patience") if k in point}
+    spec = TransformerCapacityPoint(**{k: point[k] for k in keys}, **given, D=8)
     return {**point, **spec.run(update)}
 
 
@@ -309,7 +319,7 @@ def compare_tradeoff(rows: list[Row]) -> list[Row]:
 FIG4 = Figure(
     "fig4",
     "Figure 4 left: facts stored by a one-layer transformer vs parameters (H = 8, D = 8, S = R)",
-    fig4_points,
+    _fig4_all_points,
     run_fig4,
     _draw_fig4,
     compare_fig4,
