@@ -12,6 +12,10 @@ failing trial is still running, and no slot is spent on padding rows or on repea
 trial. Every slot's problem is padded to one size (the family's pad of the largest N running), so one
 compiled program serves every size of a search as long as the pad holds.
 
+A family may also run ahead (``speculate``: each seed's spare slots train the sizes its bracket tests next,
+see :func:`search_queued`) and give up on runs whose progress cannot reach the criterion (``hopeless``,
+judged on each run's (step, best) after every span, see :class:`RunQueue`).
+
 Nothing depends on timing: the schedule, and so every number, is a function of the family, the seeds and
 the device count.
 
@@ -20,6 +24,7 @@ Paper: §3 (Figure 1) and §4 (Figure 4); SPEC §1.4.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -53,6 +58,7 @@ class Family(Protocol):
     criterion: float
     first_step: float
     settings: Settings
+    # optional: speculate, span (see search_queued) and hopeless(N, trace) (see RunQueue)
 
     def problem(self, pad: int) -> Problem:
         """The engine problem the runs train when padded to ``pad`` (one compiled program per pad)."""
@@ -82,17 +88,20 @@ class RunQueue:
     """Runs of a capacity search in ``n_slots`` slots, advanced ``span`` steps at a time (see the module).
 
     ``queue`` holds the runs waiting for a slot, in order; :meth:`advance` places them, runs one span and
-    returns the runs that stopped; :meth:`drop` forgets a decided trial's other runs.
+    returns the runs that stopped; :meth:`drop` forgets a decided trial's other runs. After every span each
+    running run's (step, best metric) is appended to its trace, and a family with ``hopeless(N, trace)``
+    stops the runs it gives up on (reported as stopped, with their best metric and steps so far).
     """
 
-    def __init__(self, family: Family, n_slots: int, span: int):
-        self.family, self.K, self.span = family, n_slots, span
+    def __init__(self, family: Family, n_slots: int, span: int, *, compact: bool = True):
+        self.family, self.K, self.span, self.compact = family, n_slots, span, compact
         self.slots: list[Slot | None] = [None] * n_slots
         self.queue: list[Slot] = []
         self.host: Runs | None = None
         self.n_pad = 0
         self._cache: dict[tuple[int, int, int], Any] = {}
         self._batch: tuple[tuple[list, int], tuple[Any, ...]] | None = None  # the last stacked slots
+        self.traces: dict[Slot, list[tuple[int, float]]] = {}  # (step, best) of a run after each span
 
     def _data(self, seed: int, N: int) -> Any:
         if (seed, N, self.n_pad) not in self._cache:
@@ -101,7 +110,10 @@ class RunQueue:
         return self._cache[seed, N, self.n_pad]
 
     def _compact(self) -> None:
-        """Shrink to the slots needed (a multiple of the device count) when at most half are."""
+        """Shrink to the slots needed (a multiple of the device count) when at most half are (unless the
+        queue was built with ``compact=False``: then the slot count, and so the program, never changes)."""
+        if not self.compact:
+            return
         busy = [x for x in self.slots if x is not None]
         n_dev = jax.device_count()
         need = n_dev * max(1, math.ceil((len(busy) + len(self.queue)) / n_dev))
@@ -121,6 +133,7 @@ class RunQueue:
         for i in range(self.K):
             if self.slots[i] is None and self.queue:
                 self.slots[i] = self.queue.pop(0)
+                self.traces.pop(self.slots[i], None)
                 fresh.append(i)
         self.n_pad = self.family.repad(max(x[1] for x in self.slots if x is not None), self.n_pad)
         if fresh:
@@ -165,6 +178,7 @@ class RunQueue:
             family.problem(self.n_pad), family.settings, self.host, data, lrs, keys, self.span, below
         )
         self.host = h = jax.tree_util.tree_map(np.array, jax.device_get(runs))
+        self._judge(h)
         stopped = []
         for i, x in enumerate(self.slots):
             if x is not None and not h.active[i]:
@@ -172,10 +186,28 @@ class RunQueue:
                 self.slots[i] = None
         return stopped
 
-    def drop(self, seed: int) -> None:
-        """Forget the queued and running runs of ``seed``'s current trial (it is decided)."""
-        self.queue = [x for x in self.queue if x[0] != seed]
-        self.slots = [None if x is not None and x[0] == seed else x for x in self.slots]
+    def _judge(self, h: Runs) -> None:
+        """Record each running run's (step, best metric) after the span; stop those the family's
+        ``hopeless(N, trace)`` gives up on (a family without it: none)."""
+        hopeless = getattr(self.family, "hopeless", None)
+        if hopeless is None:
+            return
+        for i, x in enumerate(self.slots):
+            if x is not None and h.active[i]:
+                self.traces.setdefault(x, []).append((int(h.step[i]), float(h.best[i])))
+                h.active[i] = not hopeless(x[1], self.traces[x])
+
+    def drop(self, seed: int, size: int | None = None) -> None:
+        """Forget ``seed``'s queued and running runs (those of ``size`` only, if given)."""
+
+        def gone(x: Slot | None) -> bool:
+            return x is not None and x[0] == seed and size in (None, x[1])
+
+        self.queue = [x for x in self.queue if not gone(x)]
+        self.slots = [None if gone(x) else x for x in self.slots]
+
+    def pending(self, seed: int) -> list[Slot]:  # seed's runs, queued or running
+        return [x for x in self.slots + self.queue if x is not None and x[0] == seed]
 
 
 def decide(
@@ -220,6 +252,119 @@ def decided(family: Family, seed: int, N: int, results: dict[int, Outcome]) -> T
     )
 
 
+def next_sizes(bracket: Bracket, N: int, known: Callable[[int], bool | None], limit: int) -> list[int]:
+    """Up to ``limit`` sizes ``bracket`` may test after N, breadth first: after a size whose outcome is not
+    ``known`` (None) the next size if it fails, then if it is stored; after a known one, its branch only.
+    Failure first: a failing trial runs its whole budget, so the size after it gains the most from a head
+    start.
+
+    >>> next_sizes(Bracket(10, 100, 1e-9), 10, lambda n: None, 2)
+    [8, 12]
+    >>> next_sizes(Bracket(10, 100, 1e-9), 10, {12: False}.get, 5)  # 12 failed: bisect [10, 12] next
+    [8, 12, 6, 9, 11]
+    """
+    out: list[int] = []
+    frontier = [(bracket, N)]
+    while frontier and len(out) < limit:
+        here, M = frontier.pop(0)
+        outcome = None if M == N else known(M)
+        for stored in (False, True) if outcome is None else (outcome,):
+            after = copy.deepcopy(here)
+            after.update(M, stored)
+            if not after.done and after.next != N and after.next not in out and len(out) < limit:
+                out.append(after.next)
+                frontier.append((after, after.next))
+    return out
+
+
+class _Search:
+    """The state of :func:`search_queued`: per seed, its bracket, its current trial (N and the outcomes of
+    its stopped runs, by rate index) and its speculative trials (``ahead``: N → outcomes)."""
+
+    def __init__(
+        self, family: Family, seeds: Sequence[int], bracket: Callable[[], Bracket], n_slots: int | None
+    ):
+        self.family, self.seeds, self.L = family, list(seeds), len(family.lrs)
+        self.n_ahead = getattr(family, "speculate", 0)
+        self.budget = self.L * (1 + self.n_ahead)  # the runs one seed may hold
+        n_dev = jax.device_count()
+        span = getattr(family, "span", 8 * family.settings.eval_every)
+        n_slots = n_slots or n_dev * math.ceil(len(seeds) * self.budget / n_dev)
+        self.runner = RunQueue(family, n_slots, span, compact=not self.n_ahead)
+        self.brackets = {s: bracket() for s in seeds}
+        self.current: dict[int, tuple[int, dict[int, Outcome]]] = {}
+        self.ahead: dict[int, dict[int, dict[int, Outcome]]] = {s: {} for s in seeds}
+        self.trials: list[Trial] = []
+
+    def start(self) -> None:
+        """Each seed without a current trial takes its bracket's next (already running if it ran ahead)."""
+        for s in self.seeds:
+            if s in self.current or self.brackets[s].done:
+                continue
+            N = self.brackets[s].next
+            results = self.ahead[s].pop(N, {})
+            self.current[s] = (N, results)
+            self._queue(s, N, results, self.L)
+
+    def _queue(self, s: int, N: int, results: dict[int, Outcome], free: int) -> int:
+        """Queue up to ``free`` of trial (s, N)'s runs not yet run, queued or running; return those left."""
+        have = {j for _, M, j in self.runner.pending(s) if M == N} | set(results)
+        for j in range(self.L):
+            if j not in have and free > 0:
+                self.runner.queue.append((s, N, j))
+                free -= 1
+        return free
+
+    def speculate(self) -> None:
+        """Give each seed's spare runs (its budget less its pending runs) to the sizes its bracket may test
+        next (:func:`next_sizes`, up to 4 · ``speculate`` of them, in that order) that fit the current
+        bucket; runs of sizes no longer among them are dropped."""
+        family, runner = self.family, self.runner
+        pad = family.repad(max(N for N, _ in self.current.values()), runner.n_pad)
+        for s, (N, _) in self.current.items():
+
+            def known(M: int, s: int = s) -> bool | None:
+                trial = decided(family, s, M, self.ahead[s].get(M, {}))
+                return None if trial is None else trial.stored
+
+            sizes = next_sizes(self.brackets[s], N, known, 4 * self.n_ahead)
+            for M in {x[1] for x in runner.pending(s)} - {N, *sizes}:
+                runner.drop(s, size=M)
+            free = self.budget - len(runner.pending(s))
+            for M in sizes:
+                results = self.ahead[s].setdefault(M, {})
+                if family.repad(M, pad) == pad and decided(family, s, M, results) is None:
+                    free = self._queue(s, M, results, free)
+
+    def collect(self, stopped: list[tuple[Slot, Outcome]]) -> None:
+        """File the stopped runs' outcomes; a speculative trial decided early frees its other runs."""
+        for (s, N, j), outcome in stopped:
+            if s in self.current and self.current[s][0] == N:
+                self.current[s][1][j] = outcome
+            elif N in self.ahead[s]:
+                self.ahead[s][N][j] = outcome
+                if decided(self.family, s, N, self.ahead[s][N]) is not None:
+                    self.runner.drop(s, size=N)
+
+    def decide(self, on_round: Callable[[int, int, str], None] | None) -> None:
+        """Decide the current trials that can be, and start the next ones (a next trial that ran ahead may
+        be decided already: repeat until none is)."""
+        while ready := [
+            (s, t)
+            for s in self.seeds
+            if s in self.current and (t := decided(self.family, s, *self.current[s]))
+        ]:
+            for s, trial in ready:
+                self.trials.append(trial)
+                self.brackets[s].update(trial.N, trial.stored)
+                del self.current[s]
+                self.runner.drop(s, size=trial.N)
+                if on_round is not None:
+                    left = sum(b.rounds_left() for b in self.brackets.values())
+                    on_round(len(self.trials), len(self.trials) + left, status_line(self.brackets))
+            self.start()
+
+
 def search_queued(
     family: Family,
     seeds: Sequence[int],
@@ -233,34 +378,22 @@ def search_queued(
     """:func:`~factrecall.core.search.search_largest` on a work queue of runs (see :class:`RunQueue`).
 
     Same brackets, same stopping rule, same result types; a trial is one (seed, N) over the lr grid, and
-    ``on_round`` is called after each decided trial. The slots default to one per run of every seed's
-    trial, rounded up to the device count; a span is 8 evaluation periods.
+    ``on_round`` is called after each decided trial. The slots default to one per run a seed may hold,
+    rounded up to the device count; a span is the family's ``span`` (default 8 evaluation periods).
+
+    Speculation (a family with ``speculate`` = s > 0): each seed may hold s · L runs more than its current
+    trial's L, given to the sizes its bracket may test next (:func:`next_sizes`: if the current trial
+    fails, if it stores, then their own next sizes, breadth first) as long as they fit the current bucket.
+    When the current trial is decided, the size the bracket picks keeps the steps it has run, and sizes off
+    the new tree are dropped; so the sizes tested and decided are those of the plain search on the same
+    slots — only sooner: a run's outcome depends on its trial and the slot count, not on when it started.
+    The slots never shrink, so one program serves the search.
     """
-    L = len(family.lrs)
-    n_dev = jax.device_count()
-    span = 8 * family.settings.eval_every
-    runner = RunQueue(family, n_slots or n_dev * math.ceil(len(seeds) * L / n_dev), span)
-    brackets = {s: Bracket(guess, n_max, rel_precision, family.first_step) for s in seeds}
-    current: dict[int, tuple[int, dict[int, Outcome]]] = {}
-    trials: list[Trial] = []
-    while True:
-        for s in seeds:
-            if s not in current and not brackets[s].done:
-                current[s] = (brackets[s].next, {})
-                runner.queue.extend((s, brackets[s].next, j) for j in range(L))
-        if not current:
-            break
-        for (s, _, j), outcome in runner.advance():
-            current[s][1][j] = outcome
-        for s in [s for s in seeds if s in current]:
-            trial = decided(family, s, *current[s])
-            if trial is None:
-                continue
-            runner.drop(s)
-            trials.append(trial)
-            brackets[s].update(trial.N, trial.stored)
-            del current[s]
-            if on_round is not None:
-                left = sum(b.rounds_left() for b in brackets.values())
-                on_round(len(trials), len(trials) + left, status_line(brackets))
-    return largest(brackets, seeds, trials)
+    search = _Search(family, seeds, lambda: Bracket(guess, n_max, rel_precision, family.first_step), n_slots)
+    search.start()
+    while search.current:
+        if search.n_ahead:
+            search.speculate()
+        search.collect(search.runner.advance())
+        search.decide(on_round)
+    return largest(search.brackets, seeds, search.trials)

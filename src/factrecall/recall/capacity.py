@@ -6,8 +6,12 @@ fields are :class:`factrecall.experiments.specs.TransformerCapacityPoint`'s), th
 :func:`capacity` finds the largest fact table S·R a model stores by the bracketing search of
 :mod:`factrecall.core.search`, run on the work queue of :mod:`factrecall.core.queue`: every size, learning
 rate and seed of a search is one compiled program (the problems are padded to a bucket,
-:mod:`factrecall.recall.padded`), stopped runs free their slots, and a run that gained nothing for
-``patience`` steps while more than two facts short of the criterion stops.
+:mod:`factrecall.recall.padded`), stopped runs free their slots, and a run more than two facts short of the
+criterion stops when it gained nothing for ``patience`` steps or when its pace cannot reach the criterion
+by the budget (:func:`hopeless`). The search starts below the paper's guide (success is cheap, failure
+costs the budget) and runs ahead: each seed's spare slots train the sizes its bracket may test next (if
+the current trial fails, if it stores, and so on), and the one the bracket picks keeps its steps — the same
+sizes, decided sooner.
 
 Sizes are indexed by one integer n. ``linear`` (S = R, Figure 4's) grows one subject or one relation at a
 time: n ↦ (S, R) = (⌊n/2⌋ + 1, ⌈n/2⌉), i.e. (1, 1), (2, 1), (2, 2), (3, 2), …, so a finished bracket is
@@ -41,8 +45,19 @@ from factrecall.recall.transformer import TransformerConfig, param_counts, valid
 
 SCALINGS: tuple[str, ...] = ("linear", "square", "distinct")
 CRITERIA_ON = padded.CRITERIA_ON
-# Figure 4 left: facts stored ≈ 0.15·params; the search's first guess and the record's guide
+# Figure 4 left: facts stored ≈ 0.15·params; the record's guide
 FACTS_PER_PARAM_GUIDE = PAPER["transformer_facts_per_param"].value
+# the search's first guess: below the guide, at the 0.11 facts/param our quick Figure 4 measured, so that the
+# first trial usually stores (and stops early, at the criterion); a failing trial costs the whole budget,
+# so the search approaches the boundary from below
+FIRST_GUESS_FACTS_PER_PARAM = 0.11
+# trials' worth of runs a seed holds ahead of its current trial (core.queue.search_queued)
+SPECULATE = 2
+SPAN_PERIODS = 2  # evaluation periods between refills of the work queue's slots
+# the stall rule (:func:`hopeless`): a run more than two facts short whose best accuracy, extrapolated
+# STALL_FACTOR times faster than it rose over the last STALL_WINDOW of the budget, stays short at it stops
+STALL_WINDOW = 0.25
+STALL_FACTOR = 2.0
 # a capacity trial evaluates as the paper does, every 128 steps, in 2 fresh contexts per fact
 TRIAL_EVAL_EVERY = 128
 TRIAL_CONTEXTS = 2
@@ -150,16 +165,40 @@ def _pad_of(k: int) -> int:
     return 4 * math.ceil(PAD_HEADROOM * k / 4)
 
 
+def hopeless(trace: Sequence[tuple[int, float]], n_steps: int, criterion: float, below: float) -> bool:
+    """Whether a run with ``trace`` (its (step t, best accuracy b) after each span) is given up.
+
+    With b₀ its best w = :data:`STALL_WINDOW` · T steps earlier (T = ``n_steps``), a run more than two
+    facts short of the criterion (b < ``below``, as patience) stops when even
+    b + STALL_FACTOR · (b − b₀) · (T − t) / w < criterion: at :data:`STALL_FACTOR` times the pace of its
+    last w steps it would not reach the criterion by the budget.
+
+    >>> trace = [(1024, 0.55), (2048, 0.6)]
+    >>> hopeless(trace, 4096, 0.99, 0.9), hopeless(trace, 4096, 0.99, 0.5)  # 0.6 + 2·0.05·2 < 0.99
+    (True, False)
+    >>> hopeless([(1024, 0.5), (2048, 0.8)], 4096, 0.99, 0.9)  # 0.8 + 2·0.3·2 ≥ 0.99
+    False
+    """
+    t, b = trace[-1]
+    w = STALL_WINDOW * n_steps
+    earlier = [b0 for t0, b0 in trace if t0 == t - w]
+    if not earlier or b >= below:
+        return False
+    return b + STALL_FACTOR * (b - earlier[0]) * (n_steps - t) / w < criterion
+
+
 class TransformerFamily:
     """The trials of ``spec``'s search as a :class:`factrecall.core.queue.Family`: size index n, pad k_pad
     (the bucket holds S, R ≤ k_pad; ``square``: S ≤ k_pad²; ``distinct``: D ≤ k_pad too). The pad only
     grows, so a search usually compiles one program (two when its capacity is far above the guess)."""
 
     first_step = FIRST_STEP
+    speculate = SPECULATE
 
     def __init__(self, spec: Spec):
         self.spec, self.lrs, self.criterion = spec, spec.lrs, spec.recipe.criterion
         r = spec.recipe
+        self.span = SPAN_PERIODS * r.eval_every
         self.settings = Settings(
             r.n_steps,
             r.eval_every,
@@ -203,6 +242,9 @@ class TransformerFamily:
     def stall_below(self, N: int) -> float:
         S, R, _ = sizes(N, self.spec.scaling, self.spec.D)
         return self.criterion - 2.0 / (S * R)
+
+    def hopeless(self, N: int, trace: Sequence[tuple[int, float]]) -> bool:
+        return hopeless(trace, self.settings.n_steps, self.criterion, self.stall_below(N))
 
 
 class Result(NamedTuple):
@@ -293,8 +335,9 @@ def capacity(
 ) -> Result:
     """The largest fact table (S·R) ``spec``'s model stores at the criterion, per seed.
 
-    Starts from the paper's guide (facts ≈ 0.15·params) unless ``guess`` (a k: S = R = k, or step k) is
-    given, and brackets the size index until the bracket is one step wide (see the module docstring).
+    Starts below the paper's guide, at :data:`FIRST_GUESS_FACTS_PER_PARAM` facts per parameter, unless
+    ``guess`` (a k: S = R = k, or step k) is given, and brackets the size index until the bracket is one
+    step wide (see the module docstring).
 
     ``spec`` is trusted (:func:`validate_spec` checks it at the boundary).
 
@@ -303,7 +346,7 @@ def capacity(
     """
     start = time.perf_counter()
     params = param_counts(config_of(spec, task_of(spec, 1))).paper
-    k0 = guess or _k_of_facts(FACTS_PER_PARAM_GUIDE * params, spec.scaling)
+    k0 = guess or _k_of_facts(FIRST_GUESS_FACTS_PER_PARAM * params, spec.scaling)
     family = TransformerFamily(spec)
     options = {"n_max": N_MAX, "rel_precision": 1e-9, "on_round": on_round}
     per_seed, capped, trials = search_queued(family, list(seeds), index_of(k0, spec.scaling), **options)

@@ -1,0 +1,88 @@
+"""The generic work queue of a capacity search (core.queue): speculation and the stall rule change only when
+a size is decided, never which sizes are tested or what they give."""
+
+import jax
+import jax.numpy as jnp
+
+from factrecall.core import queue
+from factrecall.core.engine import Problem, Settings
+from factrecall.core.search import FIRST_STEP, Bracket
+
+CAPACITY = 37  # the fake model stores N facts iff N ≤ 37
+
+
+def _loss(p, data, key):
+    return jnp.sum((p["w"] - 1.0) ** 2)
+
+
+def _evaluate(p, data):
+    """Accuracy climbs with w towards 1 (stored) for N ≤ CAPACITY, towards 0.5 (never) above it."""
+    ceiling = jnp.where(data["N"] <= CAPACITY, 1.0, 0.5)
+    return {"accuracy": ceiling * jnp.clip(p["w"], 0.0, 1.0)}
+
+
+class Fake:
+    """A :class:`queue.Family` whose trial (seed, N) stores iff N ≤ CAPACITY, one tiny program."""
+
+    lrs, criterion, first_step = (0.01, 0.1), 0.99, FIRST_STEP
+    settings = Settings(256, 8, 0.99)
+    span = 16
+
+    def __init__(self, speculate=0, stall=False):
+        self.speculate, self.stall, self.advances = speculate, stall, 0
+
+    def problem(self, pad):  # called once per span
+        self.advances += 1
+        return Problem(loss=_loss, evaluate=_evaluate, monitor="accuracy")
+
+    def repad(self, N, pad):
+        return 1
+
+    def data(self, seed, N, pad):
+        return {"N": jnp.asarray(N)}
+
+    def params(self, seed, N):
+        return {"w": jnp.asarray(0.0)}
+
+    def key(self, seed, N):
+        return jax.random.key(seed)
+
+    def stall_below(self, N):
+        return -1.0  # no patience: the stall rule is hopeless()
+
+    def hopeless(self, N, trace):
+        return self.stall and trace[-1][1] < 0.6 and trace[-1][0] >= 64
+
+
+def _search(family):
+    options = {"n_max": 1000, "rel_precision": 1e-9, "on_round": None}
+    return queue.search_queued(family, [0, 1], 10, **options)
+
+
+def test_next_sizes_follow_both_outcomes_until_one_is_known():
+    bracket = Bracket(10, 1000, 1e-9)
+    assert queue.next_sizes(bracket, 10, lambda n: None, 2) == [8, 12]  # failed, stored
+    assert queue.next_sizes(bracket, 10, {12: True, 8: True}.get, 4) == [8, 12, 9, 16]
+    bracket.update(10, True)
+    bracket.update(12, False)  # now bisecting [10, 12]: 11 either way, then nothing
+    assert bracket.next == 11 and queue.next_sizes(bracket, 11, lambda n: None, 4) == []
+
+
+def test_speculation_decides_the_same_sizes_sooner():
+    plain, ahead = Fake(), Fake(2)
+    n_plain, capped, trials = _search(plain)
+    n_ahead, capped_ahead, trials_ahead = _search(ahead)
+    assert n_plain == n_ahead == (CAPACITY, CAPACITY) and not capped and not capped_ahead
+    by_size = sorted((t.seed, t.N, t.stored, t.steps) for t in trials)
+    assert by_size == sorted((t.seed, t.N, t.stored, t.steps) for t in trials_ahead)
+    assert ahead.advances < plain.advances  # the failing trials ran side by side
+
+
+def test_the_stall_rule_stops_failing_runs_only():
+    n_plain, _, trials = _search(Fake(2))
+    n_stall, _, stalled = _search(Fake(2, stall=True))
+    assert n_stall == n_plain == (CAPACITY, CAPACITY)
+    assert [(t.N, t.stored) for t in trials] == [(t.N, t.stored) for t in stalled]
+    failed = [t.steps for t in stalled if not t.stored]
+    assert failed and max(failed) < Fake.settings.n_steps  # given up before the budget
+    assert [t.steps for t in trials if t.stored] == [t.steps for t in stalled if t.stored]
