@@ -63,8 +63,9 @@ def test_seeds_at_the_same_size_and_rate_train_together(monkeypatch):
     """A round groups the searches by (k, rate): one call of paper_runs per group (no training here)."""
     calls = []
 
-    def fake_runs(spec, k, lr, seeds):
+    def fake_runs(spec, k, lr, seeds, pad_k):
         calls.append((k, lr, tuple(seeds)))
+        assert pad_k == 7  # every k in the bucket of the largest k the bisection on [1, 8] can test
         reached = np.array([[k <= 2 + s] for s in seeds])  # seed s stores k ≤ 2 + s
         zeros = np.zeros((len(seeds), 1))
         return SimpleNamespace(reached=reached, diverged=zeros.astype(bool), best_metric=zeros, steps=zeros)
@@ -101,6 +102,7 @@ def test_paper_capacity_of_the_tiny_shape(tiny_capacity):
     assert keys <= record.keys()
     assert (record["procedure"], record["criterion_on"], record["bounds"]) == ("paper", "sampled", [1, 3])
     assert record["facts"] == replay.lo**2 and record["params"] == tiny_capacity.params
+    assert record["buckets"] == 1  # every k of the search in one padded program
     assert record["floor_untested"] == ([0] if replay.lo == 1 else [])
 
 

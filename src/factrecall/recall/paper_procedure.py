@@ -26,8 +26,9 @@ fact is always stored; a search that reaches the ceiling is reported ``capped``)
 (seed, S, R, D) is drawn as in our search (:func:`factrecall.recall.padded.trial_data`,
 :func:`~factrecall.recall.padded.initial_weights`, :func:`~factrecall.recall.padded.batch_key`), so a given
 (seed, k) is the same problem in both procedures, and it is trained by
-:func:`factrecall.core.engine.train_many` on an exactly-sized bucket (one program per (shape, k)); the seeds
-at the same (k, rate) train as one vmapped program. Not ported: the authors' flax initialisation (LeCun-
+:func:`factrecall.core.engine.train_many` padded to the bucket of the largest k the search can test (one
+program per shape; ``exact=True``: an exactly-sized bucket per k, as the benchmark measured); the seeds at
+the same (k, rate) train as one vmapped program. Not ported: the authors' flax initialisation (LeCun-
 normal MLP kernels), their unstabilised −log softmax, their 2^24-sequence buffer and their single ``RNG(64)``
 (``benchmarks/bench_paper_transformer.py --to-99`` measures what these change).
 
@@ -183,10 +184,12 @@ def trial_inputs(
     return weights, data, keys
 
 
-def paper_runs(spec: tc.Spec, k: int, lr: float, seeds: Sequence[int]) -> RunResult:
-    """The paper's runs of trials (seed, size k) at one rate: one vmapped program on an exact bucket, a
-    constant rate, no patience, the sampled criterion (whatever ``spec.criterion_on`` and patience say)."""
-    pad = padded.bucket(*shape_of(spec, k), spec.T)
+def paper_runs(spec: tc.Spec, k: int, lr: float, seeds: Sequence[int], pad_k: int | None = None) -> RunResult:
+    """The paper's runs of trials (seed, size k) at one rate: one vmapped program on the bucket of size
+    ``pad_k`` ≥ k (None: k, an exact bucket), a constant rate, no patience, the sampled criterion (whatever
+    ``spec.criterion_on`` and patience say). A padded trial is its unpadded problem
+    (:mod:`factrecall.recall.padded`), so every k of a search can share one compiled program."""
+    pad = padded.bucket(*shape_of(spec, pad_k or k), spec.T)
     cfg = tc.config_of(spec, pad)
     r = spec.recipe
     problem = padded.padded_problem(cfg, pad, r.batch, r.n_contexts, "sampled")
@@ -204,6 +207,7 @@ class PaperResult(NamedTuple):
     seeds: tuple[int, ...]
     seconds: float
     bounds: tuple[int, int] = BOUNDS
+    buckets: int = 1
 
     def failed(self, seed: int) -> int | None:
         """The size that failed just above ``seed``'s capacity (None: the ceiling, never tested)."""
@@ -235,8 +239,7 @@ class PaperResult(NamedTuple):
         spec = self.spec._replace(criterion_on="sampled", patience=None)
         n_per_seed = tuple(tc.index_of(k, spec.scaling) for k in self.k_per_seed)
         capped = any(self.failed(s) is None for s in self.seeds)
-        buckets = len({r.k for r in self.runs})
-        ours = tc.Result(spec, n_per_seed, capped, self.trials(), self.seeds, self.seconds, buckets)
+        ours = tc.Result(spec, n_per_seed, capped, self.trials(), self.seeds, self.seconds, self.buckets)
         return {
             **ours.summary(),
             "procedure": PROCEDURE,
@@ -247,16 +250,16 @@ class PaperResult(NamedTuple):
         }
 
 
-def _round(spec: tc.Spec, searches: dict[int, PaperSearch]) -> list[PaperRun]:
-    """One round: every unfinished search trains its next (k, rate); the seeds at the same (k, rate) share
-    one program. Records each outcome in its search and returns the runs."""
+def _round(spec: tc.Spec, searches: dict[int, PaperSearch], pad_k: int | None) -> list[PaperRun]:
+    """One round: every unfinished search trains its next (k, rate); the seeds at the same (k, rate) train
+    together (in the bucket of ``pad_k``). Records each outcome in its search and returns the runs."""
     groups: dict[tuple[int, int], list[int]] = {}
     for s, search in searches.items():
         if not search.done:
             groups.setdefault(search.next(), []).append(s)
     runs = []
     for (k, j), members in sorted(groups.items()):
-        out = paper_runs(spec, k, spec.lrs[j], members)
+        out = paper_runs(spec, k, spec.lrs[j], members, pad_k)
         for i, s in enumerate(members):
             diverged = bool(out.diverged[i, 0])
             stored = bool(out.reached[i, 0]) and not diverged
@@ -271,10 +274,15 @@ def paper_capacity(
     seeds: Sequence[int] = (0,),
     bounds: Sequence[int] | None = None,
     *,
+    exact: bool = False,
     on_round: Callable[[int, int, str], None] | None = None,
 ) -> PaperResult:
     """The paper's capacity of ``spec``'s shape per seed: :class:`PaperSearch` on [lo, hi] = ``bounds``
     (None: :func:`default_bounds`), the seeds in lockstep (see the module docstring).
+
+    Every k is trained in the bucket of hi − 1 (the largest k the bisection can test): one compiled program
+    per shape. ``exact``: each k in its own exact bucket, one program per k (as
+    ``benchmarks/bench_paper_transformer.py`` measured; the same problems, up to float rounding).
 
     The rates ``spec.lrs`` are tried in their order; ``spec.patience`` and ``spec.criterion_on`` are not
     used (the paper has no patience and measures 1,024 sampled sequences). ``on_round(done, total, status)``
@@ -288,8 +296,9 @@ def paper_capacity(
     start = time.perf_counter()
     searches = {s: PaperSearch(lo, hi, len(spec.lrs)) for s in seeds}
     runs: list[PaperRun] = []
+    pad_k = None if exact else hi - 1
     while not all(x.done for x in searches.values()):
-        runs += _round(spec, searches)
+        runs += _round(spec, searches, pad_k)
         if on_round is not None:
             done = sum(x.done for x in searches.values())
             status = ", ".join(f"seed {s}: k in [{x.lo}, {x.hi}]" for s, x in searches.items())
@@ -297,7 +306,9 @@ def paper_capacity(
     if runs and all(r.diverged for r in runs):
         raise TrainingError(f"every run diverged at learning rates {list(spec.lrs)}")
     k_per_seed = tuple(searches[s].lo for s in seeds)
-    return PaperResult(spec, k_per_seed, tuple(runs), tuple(seeds), time.perf_counter() - start, (lo, hi))
+    buckets = len({r.k for r in runs}) if exact else min(1, len(runs))
+    seconds = time.perf_counter() - start
+    return PaperResult(spec, k_per_seed, tuple(runs), tuple(seeds), seconds, (lo, hi), buckets)
 
 
 def point_fields(data: Any) -> Any:
