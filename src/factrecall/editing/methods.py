@@ -21,10 +21,13 @@ G (dim × E) from the model's own keys and Δ = V* − K_E·W the changes of the
 
 Target values (closed forms). Row b of the fit batch (every fact in ``fit_contexts`` fresh contexts) has key
 x_b, and the update moves its value by x_b·G·Δ. Writing Δ_e = A_e/g_e with g_e = k̄_e·G_e (1 for rank-one),
-the change at each edit's mean key is A, and A is found by Adam (:func:`~factrecall.editing.sites.
-solve_targets`) on the exact effect of the update on every fit row: cross-entropy of the new answer (its
-logit lowered by the margin κ) on the edited facts' rows, plus ``keep_weight`` × cross-entropy of the
-model's current answer on the other rows, plus ``penalty``·‖A‖². The search stops at its goal (the new
+the change at each edit's mean key is A. A starts at an analytic point (:func:`~factrecall.editing.sites.
+start_targets`: projection steps that lift each edit's worst fit row to the margin κ + 2); when that meets
+the goal below it is A (0 steps; the search is neither run nor compiled), else Adam goes on from it
+(:func:`~factrecall.editing.sites.solve_targets`) on the exact effect of the update on every fit row:
+cross-entropy of the new answer (its logit lowered by the margin κ) on the edited facts' rows, plus
+``keep_weight`` × cross-entropy of the model's current answer on the other rows, plus ``penalty``·‖A‖².
+The search stops at its goal (the new
 answer ahead of every other by κ on every edited row, every other row keeping its answer) or after
 ``steps``. When it misses the goal, the facts with a row that lost its answer are guarded: their keys weigh
 β = ``guard`` times more in C (C₀), and G and A are recomputed (at most ``guard_rounds`` times). Then V* =
@@ -56,14 +59,13 @@ from factrecall.editing.sites import (
     WEIGHT,
     TargetFit,
     covariance,
-    fact_acts,
     fact_rows,
+    fit_stats,
     gaps,
-    key_moments,
-    least_squares_gain,
-    rank_one_gain,
+    method_gain,
     site_keys,
     solve_targets,
+    start_fit,
 )
 from factrecall.facts.queries import table_of
 from factrecall.recall.task import RecallTask, every_fact, sample
@@ -136,36 +138,13 @@ class _Model(NamedTuple):
     facts: Array
 
 
-def _gain(
-    X: np.ndarray,
-    second: np.ndarray,
-    rows: np.ndarray,
-    method: str,
-    st: EditSettings,
-    C: np.ndarray | None,
-    guard: np.ndarray,
-) -> np.ndarray:
-    """G of ``method`` for the fit rows ``rows`` (n × E) of keys X (``second`` = XᵀX), guarded rows ``guard``
-    weighing β times more: C + (β − 1)·Σ_{b guarded} x_bᵀx_b (/ N for rank-one's mean covariance)."""
-    K_E = X[rows].mean(axis=0)
-    extra = (st.guard - 1.0) * X[guard].T @ X[guard]
-    if method == "rank-one":
-        C = covariance(X, st.ridge, second=second) if C is None else C
-        return rank_one_gain(C + extra / X.shape[0], K_E)
-    kept = np.ones(X.shape[0], bool)
-    kept[rows.ravel()] = False
-    X_E = X[rows.ravel()]
-    C0 = covariance(X[kept], st.ridge, mean=False, second=second - X_E.T @ X_E)
-    return least_squares_gain(C0 + extra, K_E)
-
-
 def _closed_form(
     m: _Model,
     edits: Sequence[Edit],
     method: str,
     site: str,
     st: EditSettings,
-    key: Key,
+    key: tuple[Key, int],
     C: np.ndarray | None,
     share: float,
 ) -> tuple[Params, TargetFit, int]:
@@ -174,26 +153,31 @@ def _closed_form(
     :func:`~factrecall.editing.sites.solve_targets` on coef = X·G·diag(1/g) (see the module docstring).
     While the goal is missed, the facts with a fit row that lost its answer are guarded (keys weighing β =
     ``st.guard`` times more) and G, A recomputed, at most ``st.guard_rounds`` times; the round with the fewest
-    rows off the goal is kept. Returns the new params, the search's result and the round kept (0: none)."""
+    rows off the goal is kept. ``key`` = (root, i): the fit contexts are drawn from fold_in(root, i). Returns
+    the new params, the search's result and the round kept (0: none)."""
     n = st.fit_contexts
-    acts = fact_acts(m.params, m.cfg, m.task, m.facts, n, key)
-    X = site_keys(acts, site)
-    second, scale = key_moments(acts, m.params[WEIGHT[site]], site=site)
-    second = np.asarray(second, np.float64)
+    acts, second, scale, labels = fit_stats(m.params, m.cfg, m.task, m.facts, n, *key, site=site)
+    X, second, labels = site_keys(acts, site), np.asarray(second, np.float64), np.array(labels)
     rows = fact_rows(m.task, *(np.array([getattr(e, f) for e in edits]) for f in ("s", "r")), n)
-    labels = np.argmax(np.asarray(acts.logits), axis=-1)
     labels[rows] = np.array([e.new for e in edits])[None, :]
     edited = np.isin(np.arange(X.shape[0]), rows)
     weights = np.where(edited, 1.0 / rows.size, st.keep_weight / max(X.shape[0] - rows.size, 1))
     fact, guard, best = np.arange(X.shape[0]) % m.task.n_facts, np.zeros(X.shape[0], bool), None
-    rows_of = (jnp.asarray(labels), jnp.asarray(weights, jnp.float32), jnp.asarray(edited), jnp.asarray(rows))
-    hyper = jnp.asarray([st.lr, st.penalty, st.margin], jnp.float32)
+    rows_of = (
+        jnp.asarray(labels),
+        jnp.asarray(weights.astype(np.float32)),
+        jnp.asarray(edited),
+        jnp.asarray(rows),
+    )
+    hyper = jnp.asarray(np.array([st.lr, st.penalty, st.margin], np.float32))  # host casts: no program
     for rounds in range(st.guard_rounds + 1):
-        G = _gain(X, second, rows, method, st, C, guard)
+        G = method_gain(X, second, rows, method, (st.ridge, st.guard), C, guard)
         g = np.einsum("ed,de->e", X[rows].mean(axis=0), G)
-        coef = jnp.asarray(X @ G / g[None, :], jnp.float32)
-        fit = solve_targets(m.params, acts, coef, *rows_of, scale, hyper, site=site, steps=st.steps)
-        gap = np.asarray(fit.gap)
+        args = (m.params, acts, jnp.asarray((X @ G / g[None, :]).astype(np.float32)), *rows_of, scale, hyper)
+        fit = start_fit(*args, site=site) if site == "mlp" else None  # values: the start is A = 0
+        met = fit is not None and bool(fit.met)  # the search only when the start misses the goal
+        fit = jax.device_get(fit if met else solve_targets(*args, site=site, steps=st.steps))
+        gap = fit.gap
         lost = ~edited & (gap <= 0)
         misses = int(np.sum(edited & (gap < st.margin)) + np.sum(lost))
         if best is None or misses < best[0]:
@@ -217,13 +201,13 @@ def _closed_forms(
     share = {"values": st.values_share if where == "both" else 1.0, "mlp": 1.0}
     covs: dict[str, np.ndarray] = {}
     if sequential and method == "rank-one":  # sequential ROME: one covariance, of the unedited model
-        acts = fact_acts(m.params, m.cfg, m.task, m.facts, st.fit_contexts, jax.random.fold_in(key, 0))
+        acts = fit_stats(m.params, m.cfg, m.task, m.facts, st.fit_contexts, key, 0, site=sites[0]).acts
         covs = {site: covariance(site_keys(acts, site), st.ridge) for site in sites}
     fits = []
     groups = [[e] for e in edits] if sequential else [list(edits)]
     for i, group in enumerate(groups):
         for j, site in enumerate(sites):
-            k = jax.random.fold_in(key, 1 + len(sites) * i + j)
+            k = (key, 1 + len(sites) * i + j)
             params, fit, rounds = _closed_form(m, group, method, site, st, k, covs.get(site), share[site])
             m = m._replace(params=params)
             fits.append((fit, rounds))

@@ -9,8 +9,10 @@ z = k·W2 ∈ R^d; the logits are unembed·(h + z). Row-vector convention throug
 
 Editing W leaves the site's own keys unchanged (they are computed before W). The activations are the forward
 pass's own (:func:`factrecall.recall.transformer.activations`). Owns: every fact's activations
-in fresh contexts (:func:`fact_acts`, one compiled program per shape), the key covariance
-(:func:`covariance`), the gains of the closed forms (:func:`rank_one_gain`, :func:`least_squares_gain`),
+in fresh contexts (:func:`fact_acts`, one compiled program per shape; with the key moments,
+:func:`fit_stats`), the key covariance
+(:func:`covariance`), the gains of the closed forms (:func:`rank_one_gain`, :func:`least_squares_gain`,
+:func:`method_gain`),
 the logits with a vector added at a site's output (:func:`logits_with`), each row's margin (:func:`gaps`)
 and the target search (:func:`solve_targets`: Adam on the added vectors until the goal holds, compiled
 with ``lax.while_loop``, from an analytic start, :func:`start_targets`).
@@ -96,6 +98,34 @@ def key_moments(acts: Acts, W: Float[Array, "dim d"], site: str) -> tuple[Array,
     return X.T @ X, jnp.where(sigma > 0, sigma, 1.0)
 
 
+class FitStats(NamedTuple):
+    """What the closed forms read of the unedited model in its fit contexts (:func:`fit_stats`)."""
+
+    acts: Acts  # every fact's activations in the fit contexts (fact_acts)
+    second: Float[Array, "dim dim"]  # Σ_n k_nᵀk_n of the site's keys (key_moments)
+    scale: Float[Array, ""]  # σ, the values' root-mean-square coordinate (key_moments)
+    labels: Int[Array, " B"]  # the model's own answer of every fit row (argmax of its logits)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 4), static_argnames=("site",))
+def fit_stats(
+    params: Params,
+    cfg: TransformerConfig,
+    task: RecallTask,
+    facts: Int[Array, "S R"],
+    n: int,
+    key: Key,
+    i: Int[Array, ""],
+    *,
+    site: str,
+) -> FitStats:
+    """:func:`fact_acts` in the ``n`` fit contexts drawn from fold_in(key, i), with :func:`key_moments` of
+    ``site`` and the model's answers: one compiled program per (cfg, task, n, site), ``i`` traced."""
+    acts = fact_acts(params, cfg, task, facts, n, jax.random.fold_in(key, i))
+    second, scale = key_moments(acts, params[WEIGHT[site]], site=site)
+    return FitStats(acts, second, scale, jnp.argmax(acts.logits, axis=-1))
+
+
 def rank_one_gain(C: np.ndarray, K_E: np.ndarray) -> np.ndarray:
     """G = C⁻¹K_Eᵀ·diag(1/(k̄_e C⁻¹ k̄_eᵀ)) (dim × E): column e is edit e's rank-one update direction,
     scaled so that k̄_e·G_e = 1 (the update W + G_e·δ_e moves k̄_e's value by exactly δ_e)."""
@@ -107,6 +137,31 @@ def least_squares_gain(C0: np.ndarray, K_E: np.ndarray) -> np.ndarray:
     """G = (C₀ + K_EᵀK_E)⁻¹K_Eᵀ (dim × E): ΔW = G·(V* − K_E·W) minimises
     Σ_kept ‖k·ΔW‖² + ‖K_E·(W + ΔW) − V*‖² (C₀ = Σ_kept kᵀk + λI)."""
     return np.linalg.solve(C0 + K_E.T @ K_E, K_E.T)
+
+
+def method_gain(
+    X: np.ndarray,
+    second: np.ndarray,
+    rows: np.ndarray,
+    method: str,
+    ridge_guard: tuple[float, float],
+    C: np.ndarray | None,
+    guard: np.ndarray,
+) -> np.ndarray:
+    """G of ``method`` (``rank-one`` or ``batch``) for the fit rows ``rows`` (n × E) of keys X (``second`` =
+    XᵀX; ``C``: a fixed covariance for rank-one, else X's), guarded rows ``guard`` weighing β times more:
+    C + (β − 1)·Σ_{b guarded} x_bᵀx_b (/ N for rank-one's mean covariance); ridge_guard = (λ, β)."""
+    ridge, beta = ridge_guard
+    K_E = X[rows].mean(axis=0)
+    extra = (beta - 1.0) * X[guard].T @ X[guard]
+    if method == "rank-one":
+        C = covariance(X, ridge, second=second) if C is None else C
+        return rank_one_gain(C + extra / X.shape[0], K_E)
+    kept = np.ones(X.shape[0], bool)
+    kept[rows.ravel()] = False
+    X_E = X[rows.ravel()]
+    C0 = covariance(X[kept], ridge, mean=False, second=second - X_E.T @ X_E)
+    return least_squares_gain(C0 + extra, K_E)
 
 
 def logits_with(
@@ -140,8 +195,12 @@ def rivals(logits: Float[Array, "B n_out"], labels: Int[Array, " B"]) -> Int[Arr
     >>> rivals(jnp.array([[2.0, 0.5, 1.0], [0.0, 3.0, 1.0]]), jnp.array([0, 2])).tolist()
     [2, 1]
     """
-    others = jnp.where(jax.nn.one_hot(labels, logits.shape[-1], dtype=bool), -jnp.inf, logits)
-    return jnp.argmax(others, axis=-1)
+    return jnp.argmax(_others(logits, labels), axis=-1)
+
+
+def _others(logits: Float[Array, "B n_out"], labels: Int[Array, " B"]) -> Float[Array, "B n_out"]:
+    """The logits with each row's label's set to −∞."""
+    return jnp.where(jax.nn.one_hot(labels, logits.shape[-1], dtype=bool), -jnp.inf, logits)
 
 
 def _diff(logits: Float[Array, "B n_out"], y: Int[Array, " B"], j: Int[Array, " B"]) -> Float[Array, " B"]:
@@ -156,11 +215,12 @@ def gaps(logits: Float[Array, "B n_out"], labels: Int[Array, " B"]) -> Float[Arr
     >>> gaps(jnp.array([[2.0, 0.5, 1.0], [0.0, 3.0, 1.0]]), jnp.array([0, 2])).tolist()
     [1.0, -2.0]
     """
-    return _diff(logits, labels, rivals(logits, labels))
+    target = jnp.take_along_axis(logits, labels[:, None], axis=-1)[:, 0]
+    return target - jnp.max(_others(logits, labels), axis=-1)  # a max: an argmax costs more on the CPU
 
 
 START_TRIES = 4  # projection steps of start_targets
-START_SLACK = 0.25  # start_targets aims at the margin κ plus this many logits
+START_SLACK = 2.0  # start_targets aims at the margin κ plus this many logits (fresh contexts vary more)
 
 
 def start_targets(
@@ -187,28 +247,73 @@ def start_targets(
         A_e ← A_e + max(κ' − γ_{b_e}(A), 0)·g_e / ‖g_e‖²,
 
     which for one edit at the ``mlp`` site sets γ_{b_e} = κ' exactly (the step is then the least change of
-    A that does it). At ``values`` the step is that of the logits' linearisation at A. ``START_TRIES``
-    steps; the unedited rows are left to the search that follows.
+    A that does it). ``START_TRIES`` steps; the unedited rows are left to the search that follows. At
+    ``values`` (the logits not linear in A: the MLP reads the site's output) the start is A = 0: the
+    linearised steps met the goal in the fit contexts but missed the new answer in fresh ones.
     """
     n, E = rows.shape
+    if site != "mlp":
+        return jnp.zeros((E, params["unembed"].shape[1]), jnp.float32)
     idx = rows.reshape(-1)  # row c·E + e of the edited rows is edit e in context c
     sub, c, y = jax.tree_util.tree_map(lambda x: x[idx], acts), coef[idx], labels[idx]
+    U = params["unembed"]
 
     def step(_, A):
         z = logits_with(params, sub, c, A, site)
         j = rivals(z, y)
-        pick = jnp.argmin(_diff(z, y, j).reshape(n, E), axis=0) * E + jnp.arange(E)
-        one = jax.tree_util.tree_map(lambda x: x[pick], sub)
+        gap = _diff(z, y, j)
+        pick = jnp.argmin(gap.reshape(n, E), axis=0) * E + jnp.arange(E)
+        grad = c[pick].T @ (U[y[pick]] - U[j[pick]])  # ∇_A Σ_e γ_{b_e}
+        need = jnp.maximum(margin + START_SLACK - gap[pick], 0.0)
+        return A + (need / jnp.maximum(jnp.sum(grad * grad, axis=1), 1e-12))[:, None] * grad
 
-        def gap(A):
-            return _diff(logits_with(params, one, c[pick], A, site), y[pick], j[pick])
+    return jax.lax.fori_loop(0, START_TRIES, step, jnp.zeros((E, U.shape[1]), jnp.float32))
 
-        g, back = jax.vjp(gap, A)
-        (grad,) = back(jnp.ones_like(g))
-        need = jnp.maximum(margin + START_SLACK - g, 0.0) / jnp.maximum(jnp.sum(grad * grad, axis=1), 1e-12)
-        return A + need[:, None] * grad
 
-    return jax.lax.fori_loop(0, START_TRIES, step, jnp.zeros((E, params["unembed"].shape[1]), jnp.float32))
+def _search(params, acts, coef, labels, weights, edited, scale, hyper, site):
+    """The search's objective L(a) at a = A/σ (returning the logits too) and its goal (see
+    :func:`solve_targets`)."""
+    penalty, margin = hyper[1], hyper[2]
+    shift = margin * edited[:, None] * jax.nn.one_hot(labels, params["unembed"].shape[0])
+
+    def objective(a):
+        logits = logits_with(params, acts, coef, scale * a, site)
+        return cross_entropy(logits - shift, labels, weights) + penalty * jnp.sum(a * a) / coef.shape[
+            1
+        ], logits
+
+    def goal(logits):
+        gap = gaps(logits, labels)
+        return jnp.all(jnp.where(edited, gap >= margin, (gap > 0) | (weights == 0)))
+
+    return objective, goal
+
+
+def _result(objective, goal, labels, scale, a, t) -> TargetFit:
+    loss, logits = objective(a)
+    return TargetFit(scale * a, loss, t, goal(logits), gaps(logits, labels))
+
+
+@functools.partial(jax.jit, static_argnames=("site",))
+def start_fit(
+    params: Params,
+    acts: Acts,
+    coef: Float[Array, "B E"],
+    labels: Int[Array, " B"],
+    weights: Float[Array, " B"],
+    edited: Array,
+    rows: Int[Array, "n E"],
+    scale: Float[Array, ""],
+    hyper: Float[Array, " 3"],
+    *,
+    site: str,
+) -> TargetFit:
+    """:func:`solve_targets`' result at its analytic start (0 steps), in a program without the Adam loop:
+    when the start meets the goal this is exactly what :func:`solve_targets` returns, and the caller need
+    neither run nor compile the search (arguments as there)."""
+    objective, goal = _search(params, acts, coef, labels, weights, edited, scale, hyper, site)
+    a0 = start_targets(params, acts, coef, labels, rows, hyper[2], site) / scale
+    return _result(objective, goal, labels, scale, a0, jnp.asarray(0))
 
 
 @functools.partial(jax.jit, static_argnames=("site", "steps"))
@@ -244,18 +349,8 @@ def solve_targets(
     first A that meets it (at the start itself, with 0 steps, when the start meets it). ``rows`` (n × E):
     the edited rows, rows[c, e] edit e's row in context c.
     """
-    lr, penalty, margin = hyper[0], hyper[1], hyper[2]
-    E = coef.shape[1]
-    opt = optax.adam(lr)
-    shift = margin * edited[:, None] * jax.nn.one_hot(labels, params["unembed"].shape[0])
-
-    def objective(a):  # a = A / σ
-        logits = logits_with(params, acts, coef, scale * a, site)
-        return cross_entropy(logits - shift, labels, weights) + penalty * jnp.sum(a * a) / E, logits
-
-    def goal(logits):
-        gap = gaps(logits, labels)
-        return jnp.all(jnp.where(edited, gap >= margin, (gap > 0) | (weights == 0)))
+    objective, goal = _search(params, acts, coef, labels, weights, edited, scale, hyper, site)
+    opt = optax.adam(hyper[0])
 
     def step(carry):
         a, state, t, _ = carry
@@ -266,8 +361,7 @@ def solve_targets(
         a, state = keep(a, optax.apply_updates(a, updates)), jax.tree_util.tree_map(keep, state, new_state)
         return a, state, t + jnp.where(met, 0, 1), met
 
-    a0 = start_targets(params, acts, coef, labels, rows, margin, site) / scale
+    a0 = start_targets(params, acts, coef, labels, rows, hyper[2], site) / scale
     carry = (a0, opt.init(a0), jnp.asarray(0), jnp.asarray(False))
     a, _, t, _ = jax.lax.while_loop(lambda c: (c[2] < steps) & ~c[3], step, carry)
-    loss, logits = objective(a)
-    return TargetFit(scale * a, loss, t, goal(logits), gaps(logits, labels))
+    return _result(objective, goal, labels, scale, a, t)
