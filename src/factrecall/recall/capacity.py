@@ -51,7 +51,10 @@ FACTS_PER_PARAM_GUIDE = PAPER["transformer_facts_per_param"].value
 # first trial usually stores (and stops early, at the criterion); a failing trial costs the whole budget,
 # so the search approaches the boundary from below
 FIRST_GUESS_FACTS_PER_PARAM = 0.11
-# trials' worth of runs a seed holds ahead of its current trial (core.queue.search_queued)
+# trials' worth of runs a seed holds ahead of its current trial (core.queue.search_queued), in a one-seed
+# search only: on a CPU a run ahead costs a step as much as a deciding run, so it pays only where the search
+# is otherwise sequential (one seed: 33-44 s vs 51-63 s on the quick point); several seeds keep the slots busy
+# themselves (three seeds of the quick point: 172 s with it, 85 s without, the same N*)
 SPECULATE = 2
 SPAN_PERIODS = 2  # evaluation periods between refills of the work queue's slots
 # the stall rule (:func:`hopeless`): a run more than two facts short whose best accuracy, extrapolated
@@ -193,10 +196,10 @@ class TransformerFamily:
     grows, so a search usually compiles one program (two when its capacity is far above the guess)."""
 
     first_step = FIRST_STEP
-    speculate = SPECULATE
 
-    def __init__(self, spec: Spec):
+    def __init__(self, spec: Spec, speculate: int = SPECULATE):
         self.spec, self.lrs, self.criterion = spec, spec.lrs, spec.recipe.criterion
+        self.speculate = speculate  # trials' worth of runs each seed holds ahead (see SPECULATE)
         r = spec.recipe
         self.span = SPAN_PERIODS * r.eval_every
         self.settings = Settings(
@@ -347,7 +350,7 @@ def capacity(
     start = time.perf_counter()
     params = param_counts(config_of(spec, task_of(spec, 1))).paper
     k0 = guess or _k_of_facts(FIRST_GUESS_FACTS_PER_PARAM * params, spec.scaling)
-    family = TransformerFamily(spec)
+    family = TransformerFamily(spec, SPECULATE if len(seeds) == 1 else 0)
     options = {"n_max": N_MAX, "rel_precision": 1e-9, "on_round": on_round}
     per_seed, capped, trials = search_queued(family, list(seeds), index_of(k0, spec.scaling), **options)
     if all(t.diverged == len(spec.lrs) for t in trials):
