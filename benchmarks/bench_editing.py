@@ -10,6 +10,9 @@ Timing. Each method edits the same fact (``random_edits(seed=0)``): first after 
 programs compiled in the call: compile included), then ``--repeats`` times with other keys and the same
 shapes (compile excluded: their median and minimum, the minimum being the least disturbed by other jobs on
 a shared machine; the XLA compile seconds of those calls are printed and must be 0).
+A closed form's timed call is the whole edit, nothing prepared in advance: the forward pass of every fact
+in its fit contexts with the key moments, the gain (a float64 solve on the host), the target search's
+analytic start and, only when that misses the goal, its Adam steps (whose program is then compiled too).
 Every edit is scored in 8 fresh contexts per fact (efficacy, specificity, paraphrase). The closed forms
 stop their target search at its goal (the new answer ahead of every other by the margin κ in every fit
 context, every other fact keeping its answer). Fine-tuning (the paper's learning-rate grid {1e-3, 3e-3,

@@ -65,7 +65,6 @@ from factrecall.editing.sites import (
     method_gain,
     site_keys,
     solve_targets,
-    start_fit,
 )
 from factrecall.facts.queries import table_of
 from factrecall.recall.task import RecallTask, every_fact, sample
@@ -174,7 +173,7 @@ def _closed_form(
         G = method_gain(X, second, rows, method, (st.ridge, st.guard), C, guard)
         g = np.einsum("ed,de->e", X[rows].mean(axis=0), G)
         args = (m.params, acts, jnp.asarray((X @ G / g[None, :]).astype(np.float32)), *rows_of, scale, hyper)
-        fit = start_fit(*args, site=site) if site == "mlp" else None  # values: the start is A = 0
+        fit = solve_targets(*args, site=site, steps=0) if site == "mlp" else None  # values: start at A = 0
         met = fit is not None and bool(fit.met)  # the search only when the start misses the goal
         fit = jax.device_get(fit if met else solve_targets(*args, site=site, steps=st.steps))
         gap = fit.gap

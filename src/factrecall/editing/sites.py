@@ -294,28 +294,6 @@ def _result(objective, goal, labels, scale, a, t) -> TargetFit:
     return TargetFit(scale * a, loss, t, goal(logits), gaps(logits, labels))
 
 
-@functools.partial(jax.jit, static_argnames=("site",))
-def start_fit(
-    params: Params,
-    acts: Acts,
-    coef: Float[Array, "B E"],
-    labels: Int[Array, " B"],
-    weights: Float[Array, " B"],
-    edited: Array,
-    rows: Int[Array, "n E"],
-    scale: Float[Array, ""],
-    hyper: Float[Array, " 3"],
-    *,
-    site: str,
-) -> TargetFit:
-    """:func:`solve_targets`' result at its analytic start (0 steps), in a program without the Adam loop:
-    when the start meets the goal this is exactly what :func:`solve_targets` returns, and the caller need
-    neither run nor compile the search (arguments as there)."""
-    objective, goal = _search(params, acts, coef, labels, weights, edited, scale, hyper, site)
-    a0 = start_targets(params, acts, coef, labels, rows, hyper[2], site) / scale
-    return _result(objective, goal, labels, scale, a0, jnp.asarray(0))
-
-
 @functools.partial(jax.jit, static_argnames=("site", "steps"))
 def solve_targets(
     params: Params,
@@ -347,7 +325,8 @@ def solve_targets(
     The goal, checked before every step: gap_b = z_{b,y_b} − max_{y' ≠ y_b} z_{b,y'} ≥ κ on every edited row
     and gap_b > 0 (the current answer kept) on every other row of positive weight; the search stops at the
     first A that meets it (at the start itself, with 0 steps, when the start meets it). ``rows`` (n × E):
-    the edited rows, rows[c, e] edit e's row in context c.
+    the edited rows, rows[c, e] edit e's row in context c. ``steps`` = 0: the result at the start, in a
+    program without the Adam loop (a caller can try it first and compile the search only when it misses).
     """
     objective, goal = _search(params, acts, coef, labels, weights, edited, scale, hyper, site)
     opt = optax.adam(hyper[0])
@@ -362,6 +341,8 @@ def solve_targets(
         return a, state, t + jnp.where(met, 0, 1), met
 
     a0 = start_targets(params, acts, coef, labels, rows, hyper[2], site) / scale
+    if steps == 0:
+        return _result(objective, goal, labels, scale, a0, jnp.asarray(0))
     carry = (a0, opt.init(a0), jnp.asarray(0), jnp.asarray(False))
     a, _, t, _ = jax.lax.while_loop(lambda c: (c[2] < steps) & ~c[3], step, carry)
     return _result(objective, goal, labels, scale, a, t)
