@@ -21,6 +21,11 @@ def test_fig4_points_comparison_and_plot(tmp_path):
         row["facts_failed"] = None if i == 0 else row["facts"] + 13  # the first search was capped
     paths = reproduce.FIGURES["fig4"].draw(rows, tmp_path / "fig4")
     assert all(p.stat().st_size > 0 for p in paths)
+    # the paper's procedure's rows are drawn as a second series (not joined to ours, not in the fit)
+    ours = [r for r in rows if r.get("procedure") != "paper"]
+    assert 0 < len(ours) < len(rows)
+    alone = reproduce.FIGURES["fig4"].draw(ours, tmp_path / "ours")
+    assert alone[0].read_bytes() != paths[0].read_bytes()
 
 
 def test_fig4_compares_ours_with_the_papers_procedure_run_here():

@@ -31,7 +31,10 @@ PAPER_TASK = {"d": 32, "d_h": 8, "S": 32, "R": 32, "D": 8}
 def fig4(rows: Sequence[Row], stem: Path, guide: float) -> list[Path]:
     """Figure 4 left: facts stored (S·R at the criterion) vs parameters 4·H·d_h·d + 2·m·d, per width ratio,
     with each search's bracket (a bar up to the smallest size that failed, ``facts_failed``), the fitted line
-    and the paper's guide facts = ``guide``·params."""
+    and the paper's guide facts = ``guide``·params. Rows with ``procedure = "paper"`` (the paper's search run
+    here on some shapes) are a second series: open squares with their brackets, left out of the fit."""
+    theirs = [r for r in rows if r.get("procedure") == "paper"]
+    rows = [r for r in rows if r.get("procedure") != "paper"]
     fig, ax = plt.subplots(figsize=(6, 4.5), layout="constrained")
     ratios = sorted({(r["attention_ratio"], r["mlp_ratio"]) for r in rows})
     for i, (ra, rm) in enumerate(ratios):
@@ -46,6 +49,8 @@ def fig4(rows: Sequence[Row], stem: Path, guide: float) -> list[Path]:
         if bars:
             bx, lo, hi = zip(*bars, strict=True)
             ax.vlines(bx, lo, hi, color=color, lw=2, alpha=0.4)
+    if theirs:
+        _paper_procedure(ax, theirs)
     x = np.array(sorted(r["params"] for r in rows), dtype=float)
     ax.plot(x, guide * x, "k--", lw=1, label=f"paper: facts = {guide:g}·params")
     stored = [r for r in rows if r["facts"] > 0]
@@ -55,6 +60,15 @@ def fig4(rows: Sequence[Row], stem: Path, guide: float) -> list[Path]:
     loglog(ax, "parameters 4·H·d_h·d + 2·m·d", "facts stored (S·R)", "One-layer transformer (H = 8)")
     ax.legend(fontsize=6, title="bars: stored … smallest failed", title_fontsize=6)
     return save(fig, stem)
+
+
+def _paper_procedure(ax: Any, rows: Sequence[Row]) -> None:
+    """The paper's procedure's points (open squares) and brackets, drawn just right of our points."""
+    x, y = zip(*sorted((r["params"], r["facts"]) for r in rows), strict=True)
+    ax.plot(x, y, "s", mfc="none", mec="k", ms=7, label="paper's procedure, run here")
+    bars = [(r["params"] * 1.04, r["facts"], r["facts_failed"]) for r in rows if r.get("facts_failed")]
+    if bars:
+        ax.vlines(*zip(*bars, strict=True), color="k", lw=1, alpha=0.5)
 
 
 class Frontier(NamedTuple):

@@ -155,7 +155,7 @@ def _ours(rows: list[Row]) -> list[Row]:
 
 
 def _draw_fig4(rows: list[Row], stem: Path) -> list[Path]:
-    return plots_transformer.fig4(_ours(rows), stem, PAPER["transformer_facts_per_param"].value)
+    return plots_transformer.fig4(rows, stem, PAPER["transformer_facts_per_param"].value)
 
 
 def _shape(row: Row) -> tuple[int, int, int]:
