@@ -49,12 +49,11 @@ import functools  # noqa: E402
 import os  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
-from typing import Any, NamedTuple  # noqa: E402
+from typing import Any  # noqa: E402
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-from _baselines import PaperSearch  # noqa: E402
 
 from factrecall.core.engine import (  # noqa: E402
     Problem,
@@ -71,11 +70,11 @@ from factrecall.experiments.figures.transformer import fig4_points  # noqa: E402
 from factrecall.experiments.specs import TransformerCapacityPoint  # noqa: E402
 from factrecall.recall import capacity as tc  # noqa: E402
 from factrecall.recall import padded  # noqa: E402
+from factrecall.recall.paper_procedure import BOUNDS, paper_capacity, trial_inputs  # noqa: E402
 from factrecall.recall.task import RecallTask  # noqa: E402
 from factrecall.recall.training import logits_of  # noqa: E402
 from factrecall.recall.transformer import TransformerConfig, param_counts  # noqa: E402
 
-BOUNDS = (1, 64)
 QUESTION = {"d": 32, "H": 4, "d_h": 8, "m": 64}  # the item-3 run: S = R = 16, D = 8, lr 1e-2
 QUESTION_K, QUESTION_LR, QUESTION_CONTEXTS = 16, 1e-2, 4  # 4 contexts per fact: `factrecall train`'s
 
@@ -93,65 +92,6 @@ def spec_of(shape: dict[str, int], n_steps: int, batch: int, criterion_on: str =
     """``factrecall capacity transformer``'s spec of a shape (its defaults, D = 8), at a step budget/batch."""
     point = TransformerCapacityPoint(**shape, n_steps=n_steps, batch=batch, criterion_on=criterion_on)
     return point.spec
-
-
-# --- the paper's procedure ------------------------------------------------------------------------------
-
-
-class PaperTrial(NamedTuple):
-    """One run of the paper's procedure: trial (seed, S = R = k) at one learning rate."""
-
-    seed: int
-    k: int
-    lr: float
-    stored: bool
-    steps: int
-
-
-class PaperResult(NamedTuple):
-    k_per_seed: tuple[int, ...]
-    runs: tuple[PaperTrial, ...]
-    seconds: float
-
-
-def trial_inputs(spec: tc.Spec, pad: RecallTask, cfg: TransformerConfig, k: int, seeds: list[int]) -> tuple:
-    """(weights, data, batch keys) of trials (seed, S = R = k, D) stacked over ``seeds``: the same draws
-    as our search's (padded.trial_data, padded.initial_weights, padded.batch_key)."""
-    data = stack([padded.trial_data(pad, spec.d, s, k, k, spec.D) for s in seeds])
-    weights = stack([padded.initial_weights(cfg, s) for s in seeds])
-    keys = jnp.stack([padded.batch_key(s, k, k, spec.D) for s in seeds])
-    return weights, data, keys
-
-
-def paper_runs(spec: tc.Spec, k: int, lr: float, seeds: list[int]) -> RunResult:
-    """The paper's runs of trials (seed, S = R = k) at one rate, one vmapped program on an exact bucket."""
-    pad = padded.bucket(k, k, spec.D, spec.T)
-    cfg = tc.config_of(spec, pad)
-    r = spec.recipe
-    problem = padded.padded_problem(cfg, pad, r.batch, r.n_contexts, "sampled")
-    weights, data, keys = trial_inputs(spec, pad, cfg, k, seeds)
-    settings = Settings(r.n_steps, r.eval_every, r.criterion)  # constant rate, no patience
-    return train_many(problem, settings, weights, data, jnp.full((len(seeds), 1), lr), keys)
-
-
-def paper_capacity(spec: tc.Spec, seeds: tuple[int, ...], bounds: tuple[int, int]) -> PaperResult:
-    """The paper's search (:class:`PaperSearch`) of every seed, in lockstep: each round every unfinished
-    search trains its next (k, rate); the seeds at the same (k, rate) share one program."""
-    start = time.perf_counter()
-    searches = {s: PaperSearch(*bounds, len(spec.lrs)) for s in seeds}
-    runs: list[PaperTrial] = []
-    while not all(x.done for x in searches.values()):
-        groups: dict[tuple[int, int], list[int]] = {}
-        for s, x in searches.items():
-            if not x.done:
-                groups.setdefault(x.next(), []).append(s)
-        for (k, j), members in sorted(groups.items()):
-            out = paper_runs(spec, k, spec.lrs[j], members)
-            for i, s in enumerate(members):
-                stored = bool(out.reached[i, 0])
-                searches[s].update(stored)
-                runs.append(PaperTrial(s, k, spec.lrs[j], stored, int(out.steps[i, 0])))
-    return PaperResult(tuple(searches[s].lo for s in seeds), tuple(runs), time.perf_counter() - start)
 
 
 # --- the comparison table -------------------------------------------------------------------------------
@@ -178,7 +118,7 @@ def compare_shape(shape: dict[str, int], args: argparse.Namespace) -> None:
     )
     print("|---|---|---|---|---|---|")
     compiled = compile_seconds()
-    paper = paper_capacity(spec, seeds, tuple(args.bounds))
+    paper = paper_capacity(spec, seeds, tuple(args.bounds), exact=True)  # one exact bucket per k
     trials = f"{len({(t.seed, t.k) for t in paper.runs})} ({len(paper.runs)} runs)"
     deciding = float(np.mean([t.steps for t in paper.runs if t.stored or t.lr == spec.lrs[-1]]))
     facts = [k * k for k in paper.k_per_seed]
