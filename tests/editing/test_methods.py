@@ -19,14 +19,14 @@ from factrecall.editing.metrics import edit_scores
 from factrecall.editing.sites import (
     START_SLACK,
     covariance,
-    fact_acts,
     fact_rows,
-    gaps,
+    fit_stats,
     least_squares_gain,
-    logits_with,
     rank_one_gain,
-    start_targets,
+    solve_targets,
 )
+
+KEY = jax.random.key(0)
 
 
 @pytest.fixture
@@ -120,17 +120,20 @@ def test_sequential_and_all_at_once(model):
 
 
 def test_the_analytic_start_meets_the_edited_rows_margin(model):
-    edits = random_edits(model.facts, model.task.D, 1, seed=0)
-    n, facts = 4, jnp.asarray(model.facts)
-    acts = fact_acts(model.params, model.cfg, model.task, facts, n, jax.random.key(0))
+    # the programs apply_edits compiles for one edit at the mlp site (fit_stats, solve_targets at steps=0)
+    edits, n = random_edits(model.facts, model.task.D, 1, seed=0), EditSettings().fit_contexts
+    stats = fit_stats(model.params, model.cfg, model.task, jnp.asarray(model.facts), n, KEY, 1, site="mlp")
     rows = fact_rows(model.task, np.array([edits[0].s]), np.array([edits[0].r]), n)
-    labels = np.argmax(np.asarray(acts.logits), axis=-1)
+    labels = np.array(stats.labels)
     labels[rows] = edits[0].new
-    coef = jnp.linspace(0.8, 1.2, acts.logits.shape[0])[:, None]  # each row's share of the change
-    labels, rows = jnp.asarray(labels), jnp.asarray(rows)
-    A = start_targets(model.params, acts, coef, labels, rows, 2.0, "mlp")
-    gap = gaps(logits_with(model.params, acts, coef, A, "mlp"), labels)[rows.ravel()]
-    assert float(gap.min()) >= 2.0 and float(gap.min()) == pytest.approx(2.0 + START_SLACK, abs=1e-3)
+    B = labels.shape[0]
+    coef = np.linspace(0.8, 1.2, B, dtype=np.float32)[:, None]  # each row's share of the change
+    edited = np.isin(np.arange(B), rows)
+    hyper = np.array([0.1, 1e-3, 2.0], np.float32)
+    args = (coef, labels, edited.astype(np.float32), edited, rows, stats.scale, hyper)
+    fit = solve_targets(model.params, stats.acts, *map(jnp.asarray, args), site="mlp", steps=0)
+    gap = np.asarray(fit.gap)[rows.ravel()]  # the start lifts the worst edited row to κ + slack exactly
+    assert int(fit.steps) == 0 and gap.min() == pytest.approx(2.0 + START_SLACK, abs=1e-3)
 
 
 def test_the_target_search_stops_at_its_goal(model):
