@@ -172,7 +172,7 @@ EDITING = Figure(
     run_editing,
     draw_editing,
     compare_editing,
-    "quick: ≈ 2 min on 2 CPU cores (4.5 when shared; the capacity search ≈ 50 s of it), N* = 64; closed "
-    "forms absorb 0–8 edits per seed, fine-tuning 0; slopes ≈ 0.03–0.08 edits per fact of spare capacity, "
-    "95% bands at or just above 0",
+    "quick: ≈ 4.5 min on 2 CPU cores shared with other jobs (the capacity search ≈ 80 s of it), N* = 72; "
+    "closed forms absorb 0–4 edits per seed, fine-tuning 0; slopes ≈ 0.02–0.03 edits per fact of spare "
+    "capacity, 95% bands at or just above 0",
 )
