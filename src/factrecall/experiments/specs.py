@@ -259,9 +259,9 @@ class TransformerCapacityPoint(Point):
         return point_fields(data)
 
     def make_spec(self) -> Any:
-        from factrecall.recall.paper_procedure import point_spec
+        from factrecall.recall.capacity import spec_of
 
-        return point_spec(dict(self))
+        return spec_of(dict(self))
 
     def run(self, update: Update | None = None) -> dict[str, Any]:
         """The capacity per seed and its summary, with the ``procedure`` that searched it."""

@@ -9,9 +9,9 @@ rate and seed of a search is one compiled program (the problems are padded to a 
 :mod:`factrecall.recall.padded`), stopped runs free their slots, and a run more than two facts short of the
 criterion stops when it gained nothing for ``patience`` steps or when its pace cannot reach the criterion
 by the budget (:func:`hopeless`). The search starts below the paper's guide (success is cheap, failure
-costs the budget) and runs ahead: each seed's spare slots train the sizes its bracket may test next (if
-the current trial fails, if it stores, and so on), and the one the bracket picks keeps its steps — the same
-sizes, decided sooner.
+costs the budget), and a one-seed search runs ahead: the seed's spare slots train the sizes its bracket may
+test next (if the current trial fails, if it stores, and so on), and the one the bracket picks keeps its
+steps — the same sizes, decided sooner (several seeds keep the slots busy themselves: :data:`SPECULATE`).
 
 Sizes are indexed by one integer n. ``linear`` (S = R, Figure 4's) grows one subject or one relation at a
 time: n ↦ (S, R) = (⌊n/2⌋ + 1, ⌈n/2⌉), i.e. (1, 1), (2, 1), (2, 2), (3, 2), …, so a finished bracket is
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from factrecall.core.base import Key, Params
@@ -140,6 +140,18 @@ def task_of(spec: Spec, n: int) -> RecallTask:
 
 def config_of(spec: Spec, task: RecallTask) -> TransformerConfig:
     return TransformerConfig(spec.d, spec.H, spec.d_h, spec.m, task.vocab, task.n_answers)
+
+
+def spec_of(fields: Mapping[str, Any]) -> Spec:
+    """The :class:`Spec` of a capacity point's validated fields (those of
+    :class:`factrecall.experiments.specs.TransformerCapacityPoint`), checked by :func:`validate_spec` (a
+    :class:`ConfigError` names the bad field)."""
+    recipe = trial_recipe(fields["n_steps"], fields["batch"], fields["criterion"])
+    shape = [fields[k] for k in ("d", "H", "d_h", "m", "D", "scaling")]
+    patience = fields["patience"] or None
+    spec = Spec(*shape, recipe, tuple(fields["lrs"]), patience, criterion_on=fields["criterion_on"])
+    validate_spec(spec)
+    return spec
 
 
 def validate_spec(spec: Spec) -> None:

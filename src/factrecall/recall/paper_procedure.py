@@ -6,7 +6,7 @@ This module owns that search as a library feature: :class:`PaperSearch` (the bis
 time), :func:`paper_runs` (the runs of one size at one rate), :func:`paper_capacity` (every seed's search)
 and its record :class:`PaperResult`; and the glue that lets a transformer-capacity point
 (:class:`factrecall.experiments.specs.TransformerCapacityPoint`, ``factrecall capacity transformer
---procedure ours|paper``) pick a procedure: :func:`point_fields`, :func:`point_spec`, :func:`capacity_of`.
+--procedure ours|paper``) pick a procedure: :func:`point_fields`, :func:`capacity_of`.
 
 The procedure, per shape and seed:
     bisection on the size k (``linear``: S = R = k; ``square``: S = k², R = k; ``distinct``: S = R = D = k)
@@ -335,17 +335,6 @@ def point_fields(data: Any) -> Any:
         f"allowed 0 or unset, got {patience!r}",
     )
     return {**data, "criterion_on": "sampled", "patience": 0}
-
-
-def point_spec(fields: Mapping[str, Any]) -> tc.Spec:
-    """The :class:`~factrecall.recall.capacity.Spec` of a capacity point's (validated) fields, checked by
-    :func:`~factrecall.recall.capacity.validate_spec` (a :class:`ConfigError` names the bad field)."""
-    recipe = tc.trial_recipe(fields["n_steps"], fields["batch"], fields["criterion"])
-    shape = [fields[k] for k in ("d", "H", "d_h", "m", "D", "scaling")]
-    patience = fields["patience"] or None
-    spec = tc.Spec(*shape, recipe, tuple(fields["lrs"]), patience, criterion_on=fields["criterion_on"])
-    tc.validate_spec(spec)
-    return spec
 
 
 def capacity_of(
