@@ -278,9 +278,8 @@ def _search(params, acts, coef, labels, weights, edited, scale, hyper, site):
 
     def objective(a):
         logits = logits_with(params, acts, coef, scale * a, site)
-        return cross_entropy(logits - shift, labels, weights) + penalty * jnp.sum(a * a) / coef.shape[
-            1
-        ], logits
+        loss = cross_entropy(logits - shift, labels, weights) + penalty * jnp.sum(a * a) / coef.shape[1]
+        return loss, logits
 
     def goal(logits):
         gap = gaps(logits, labels)
