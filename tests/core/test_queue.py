@@ -28,8 +28,9 @@ class Fake:
     settings = Settings(256, 8, 0.99)
     span = 16
 
-    def __init__(self, speculate=0, stall=False):
+    def __init__(self, speculate=0, stall=False, quick_below=0):
         self.speculate, self.stall, self.advances = speculate, stall, 0
+        self.quick_below = quick_below  # failing sizes below it are given up after 64 steps
 
     def problem(self, pad):  # called once per span
         self.advances += 1
@@ -51,7 +52,8 @@ class Fake:
         return -1.0  # no patience: the stall rule is hopeless()
 
     def hopeless(self, N, trace):
-        return self.stall and trace[-1][1] < 0.6 and trace[-1][0] >= 64
+        quick = self.stall or N < self.quick_below
+        return quick and trace[-1][1] < 0.6 and trace[-1][0] >= 64
 
 
 def _search(family):
@@ -76,6 +78,22 @@ def test_speculation_decides_the_same_sizes_sooner():
     by_size = sorted((t.seed, t.N, t.stored, t.steps) for t in trials)
     assert by_size == sorted((t.seed, t.N, t.stored, t.steps) for t in trials_ahead)
     assert ahead.advances < plain.advances  # the failing trials ran side by side
+
+
+def test_a_size_decided_ahead_decides_the_current_trial():
+    """Failing sizes just above the capacity (38-59) are given up after 64 steps, larger ones run the whole
+    budget: a larger failing trial is decided as soon as a smaller size run ahead fails (storing is monotone
+    in the size), so it is not a trial; the bracket's path is the plain search's, and every trial measured
+    is one of the plain search's, with the same steps."""
+    plain, ahead = Fake(quick_below=60), Fake(2, quick_below=60)
+    n_plain, _, trials = _search(plain)
+    n_ahead, _, ahead_trials = _search(ahead)
+    assert n_plain == n_ahead == (CAPACITY, CAPACITY)
+    measured = {(t.seed, t.N, t.stored, t.steps) for t in ahead_trials}
+    assert measured < {(t.seed, t.N, t.stored, t.steps) for t in trials}  # a strict subset
+    skipped = {t.N for t in trials} - {t.N for t in ahead_trials}
+    assert skipped and all(N >= 60 for N in skipped)  # only slow failures were implied
+    assert ahead.advances < plain.advances
 
 
 def test_the_stall_rule_stops_failing_runs_only():

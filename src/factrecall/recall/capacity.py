@@ -54,8 +54,12 @@ FIRST_GUESS_FACTS_PER_PARAM = 0.11
 # trials' worth of runs a seed holds ahead of its current trial (core.queue.search_queued), in a one-seed
 # search only: on a CPU a run ahead costs a step as much as a deciding run, so it pays only where the search
 # is otherwise sequential (one seed: 33-44 s vs 51-63 s on the quick point); several seeds keep the slots busy
-# themselves (three seeds of the quick point: 172 s with it, 85 s without, the same N*)
-SPECULATE = 2
+# themselves (three seeds of the quick point: 172 s with it, 85 s without, the same N*). One trial ahead (the
+# size after the current one fails, then after it stores) rather than two: the size after a failure, when it
+# fails, decides the current trial (a larger size fails too) long before that trial's own budget is spent,
+# and the narrower batch steps faster (the six quick Figure 4 points: 59 s with 1, 81 s with 2; the d = 16
+# default-recipe example: 136 s with 1, 185 s with 2)
+SPECULATE = 1
 SPAN_PERIODS = 2  # evaluation periods between refills of the work queue's slots
 # the stall rule (:func:`hopeless`): a run more than two facts short whose best accuracy, extrapolated
 # STALL_FACTOR times faster than it rose over the last STALL_WINDOW of the budget, stays short at it stops
