@@ -11,7 +11,9 @@ criterion stops when it gained nothing for ``patience`` steps or when its pace c
 by the budget (:func:`hopeless`). The search starts below the paper's guide (success is cheap, failure
 costs the budget), and a one-seed search runs ahead: the seed's spare slots train the sizes its bracket may
 test next (if the current trial fails, if it stores, and so on), and the one the bracket picks keeps its
-steps — the same sizes, decided sooner (several seeds keep the slots busy themselves: :data:`SPECULATE`).
+steps; a smaller size that fails ahead decides the current trial as failed (a larger one that stores, as
+stored) — the same sizes as without running ahead when storing is monotone in the size, decided sooner
+(several seeds keep the slots busy themselves: :data:`SPECULATE`).
 
 Sizes are indexed by one integer n. ``linear`` (S = R, Figure 4's) grows one subject or one relation at a
 time: n ↦ (S, R) = (⌊n/2⌋ + 1, ⌈n/2⌉), i.e. (1, 1), (2, 1), (2, 2), (3, 2), …, so a finished bracket is

@@ -42,7 +42,7 @@ FIG4_RECIPE = {
 # same problems and recipe, for the comparison "facts / param, paper's procedure run here"; None: every shape.
 # quick: the diagonal at d = 8 and 16 and H·d_h/d = 0.5 at d = 16 (384, 1,536, 1,024 parameters): +43% on
 # the figure's time (124 s against 286 s for our 6 searches, 2 shared cores, load 6–8; the limit set for it
-# is +60%). All 6 shapes would double it (the 3 others have the largest searches; before the searches
+# is +60%); +78% on the idle machine once our search ran one trial ahead (51 s against 66 s: ours got faster). All 6 shapes would double it (the 3 others have the largest searches; before the searches
 # shared one program per shape, all 6 took 980 s against 275 s). medium: none (its paper recipe makes a
 # failing size cost 3 × 2^14 steps; add points with procedure = "paper" to a figure config to run them).
 FIG4_PAPER_PROCEDURE: dict[str, tuple[tuple[int, float, float], ...] | None] = {
@@ -323,11 +323,11 @@ FIG4 = Figure(
     run_fig4,
     _draw_fig4,
     compare_fig4,
-    "quick: ≈ 3.5 min on 2 idle CPU cores; slope ≈ 0.84, facts/param ≈ 0.11 (paper's 0.15) at the "
+    "quick: ≈ 2 min on 2 idle CPU cores; slope ≈ 0.87, facts/param ≈ 0.11 (paper's 0.15) at the "
     "quick budget; then the paper's procedure on 3 of its shapes (d = 8, 16 at H·d_h/d = m/d = 1; d = 16 "
-    "at H·d_h/d = 0.5): +43% time (124 s against 286 s for our 6 searches, 2 shared cores, load 6–8), "
-    "facts/param ours / paper's procedure 1.03 on those shapes; medium (9 shapes, d ≤ 32, the paper's "
-    "recipe): not run in full, "
+    "at H·d_h/d = 0.5): +78% time (51 s against 66 s for our 6 searches, idle), facts/param ours / "
+    "paper's procedure 1.28 on those shapes (one seed each: 49 vs 25 facts at d = 8); medium (9 "
+    "shapes, d ≤ 32, the paper's recipe): not run in full, "
     "≈ 1–2 h on 2 idle CPU cores estimated from 256-step probes (a full 2^14-step trial of 1024 "
     "sequences at 3 rates: ≈ 65 s at d = 8, ≈ 160 s at d = 32)",
     scales=SCALES,
