@@ -42,7 +42,8 @@ FIG4_RECIPE = {
 # same problems and recipe, for the comparison "facts / param, paper's procedure run here"; None: every shape.
 # quick: the diagonal at d = 8 and 16 and H·d_h/d = 0.5 at d = 16 (384, 1,536, 1,024 parameters): +43% on
 # the figure's time (124 s against 286 s for our 6 searches, 2 shared cores, load 6–8; the limit set for it
-# is +60%); +78% on the idle machine once our search ran one trial ahead (51 s against 66 s: ours got faster). All 6 shapes would double it (the 3 others have the largest searches; before the searches
+# is +60%); +78% on the idle machine once our search ran one trial ahead (51 s against 66 s: ours got
+# faster). All 6 shapes would double it (the 3 others have the largest searches; before the searches
 # shared one program per shape, all 6 took 980 s against 275 s). medium: none (its paper recipe makes a
 # failing size cost 3 × 2^14 steps; add points with procedure = "paper" to a figure config to run them).
 FIG4_PAPER_PROCEDURE: dict[str, tuple[tuple[int, float, float], ...] | None] = {
