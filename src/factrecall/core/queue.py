@@ -25,7 +25,6 @@ Paper: §3 (Figure 1) and §4 (Figure 4); SPEC §1.4.
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -37,7 +36,7 @@ import numpy as np
 from factrecall.core.base import Key, Params
 from factrecall.core.engine import Problem, Settings, best_rate
 from factrecall.core.runs import Runs, advance_runs, start_runs
-from factrecall.core.search import Bracket, Trial, largest, status_line
+from factrecall.core.search import Bracket, Trial, largest, next_sizes, status_line
 
 Slot = tuple[int, int, int]
 """A run: (seed, N, index of its learning rate in the grid)."""
@@ -251,31 +250,6 @@ def decided(family: Family, seed: int, N: int, results: dict[int, Outcome]) -> T
         [results[j][1] for j in done],
         [results[j][2] for j in done],
     )
-
-
-def next_sizes(bracket: Bracket, N: int, known: Callable[[int], bool | None], limit: int) -> list[int]:
-    """Up to ``limit`` sizes ``bracket`` may test after N, breadth first: after a size whose outcome is not
-    ``known`` (None) the next size if it fails, then if it is stored; after a known one, its branch only.
-    Failure first: a failing trial runs its whole budget, so the size after it gains the most from a head
-    start.
-
-    >>> next_sizes(Bracket(10, 100, 1e-9), 10, lambda n: None, 2)
-    [8, 12]
-    >>> next_sizes(Bracket(10, 100, 1e-9), 10, {12: False}.get, 5)  # 12 failed: bisect [10, 12] next
-    [8, 12, 6, 9, 11]
-    """
-    out: list[int] = []
-    frontier = [(bracket, N)]
-    while frontier and len(out) < limit:
-        here, M = frontier.pop(0)
-        outcome = None if M == N else known(M)
-        for stored in (False, True) if outcome is None else (outcome,):
-            after = copy.deepcopy(here)
-            after.update(M, stored)
-            if not after.done and after.next != N and after.next not in out and len(out) < limit:
-                out.append(after.next)
-                frontier.append((after, after.next))
-    return out
 
 
 class _Search:

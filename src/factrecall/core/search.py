@@ -2,13 +2,15 @@
 
 The search never assumes what is stored or how: a ``run_round(Ns, seeds)`` callable tests one N per seed
 (ideally all in one compiled batch) and reports a :class:`Trial` per pair. Used by the memory capacities
-(:mod:`factrecall.memories.capacity`) and by the transformer experiments alike.
+(:mod:`factrecall.memories.capacity`) and by the transformer experiments alike. :func:`next_sizes` lists the
+sizes a bracket may test next (for searches that run ahead, :mod:`factrecall.core.queue`).
 
 Paper: SPEC §1.4 (bisection with relative precision from a lower bracket that is actually tested).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
@@ -78,6 +80,31 @@ class Bracket:
         ratio = self.step if self.lo is None or self.hi is None else self.hi / self.lo
         bisections = math.ceil(math.log2(max(math.log(ratio) / math.log(1 + self.rel), 1.0)))
         return bisections + (1 if self.lo is None or self.hi is None else 0)
+
+
+def next_sizes(bracket: Bracket, N: int, known: Callable[[int], bool | None], limit: int) -> list[int]:
+    """Up to ``limit`` sizes ``bracket`` may test after N, breadth first: after a size whose outcome is not
+    ``known`` (None) the next size if it fails, then if it is stored; after a known one, its branch only.
+    Failure first: a failing trial runs its whole budget, so the size after it gains the most from a head
+    start.
+
+    >>> next_sizes(Bracket(10, 100, 1e-9), 10, lambda n: None, 2)
+    [8, 12]
+    >>> next_sizes(Bracket(10, 100, 1e-9), 10, {12: False}.get, 5)  # 12 failed: bisect [10, 12] next
+    [8, 12, 6, 9, 11]
+    """
+    out: list[int] = []
+    frontier = [(bracket, N)]
+    while frontier and len(out) < limit:
+        here, M = frontier.pop(0)
+        outcome = None if M == N else known(M)
+        for stored in (False, True) if outcome is None else (outcome,):
+            after = copy.deepcopy(here)
+            after.update(M, stored)
+            if not after.done and after.next != N and after.next not in out and len(out) < limit:
+                out.append(after.next)
+                frontier.append((after, after.next))
+    return out
 
 
 def status_line(brackets: Mapping[int, Bracket], ends: str = "[]") -> str:
