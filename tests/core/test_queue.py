@@ -12,13 +12,13 @@ CAPACITY = 37  # the fake model stores N facts iff N ≤ 37
 
 
 def _loss(p, data, key):
-    return jnp.sum((p["w"] - 1.0) ** 2)
+    return jnp.sum((data["speed"] * p["w"] - 1.0) ** 2)
 
 
 def _evaluate(p, data):
     """Accuracy climbs with w towards 1 (stored) for N ≤ CAPACITY, towards 0.5 (never) above it."""
     ceiling = jnp.where(data["N"] <= CAPACITY, 1.0, 0.5)
-    return {"accuracy": ceiling * jnp.clip(p["w"], 0.0, 1.0)}
+    return {"accuracy": ceiling * jnp.clip(data["speed"] * p["w"], 0.0, 1.0)}
 
 
 class Fake:
@@ -28,9 +28,10 @@ class Fake:
     settings = Settings(256, 8, 0.99)
     span = 16
 
-    def __init__(self, speculate=0, stall=False, quick_below=0):
+    def __init__(self, speculate=0, stall=False, quick_below=0, slow_below=0):
         self.speculate, self.stall, self.advances = speculate, stall, 0
         self.quick_below = quick_below  # failing sizes below it are given up after 64 steps
+        self.slow_below = slow_below  # sizes below it need 10x the steps to store
 
     def problem(self, pad):  # called once per span
         self.advances += 1
@@ -40,7 +41,7 @@ class Fake:
         return 1
 
     def data(self, seed, N, pad):
-        return {"N": jnp.asarray(N)}
+        return {"N": jnp.asarray(N), "speed": jnp.asarray(0.1 if N < self.slow_below else 1.0)}
 
     def params(self, seed, N):
         return {"w": jnp.asarray(0.0)}
@@ -94,6 +95,20 @@ def test_a_size_decided_ahead_decides_the_current_trial():
     skipped = {t.N for t in trials} - {t.N for t in ahead_trials}
     assert skipped and all(N >= 60 for N in skipped)  # only slow failures were implied
     assert ahead.advances < plain.advances
+    for s in (0, 1):  # both ends of the final bracket are measured trials
+        ends = {(t.N, t.stored) for t in ahead_trials if t.seed == s}
+        assert (CAPACITY, True) in ends and (CAPACITY + 1, False) in ends
+
+
+def test_a_larger_size_stored_ahead_takes_the_current_trials_place():
+    """Sizes below 11 store slowly: the first trial (10) is still running when 12, run ahead, has stored, so
+    12's trial is recorded and becomes the bracket's lower end; 10 is not a trial, and N* is unchanged."""
+    n_plain, _, trials = _search(Fake(slow_below=11))
+    n_ahead, _, ahead_trials = _search(Fake(2, slow_below=11))
+    assert n_plain == n_ahead == (CAPACITY, CAPACITY)
+    assert 10 in {t.N for t in trials} and 10 not in {t.N for t in ahead_trials}
+    assert {(t.seed, t.N) for t in ahead_trials if t.N == 12 and t.stored} == {(0, 12), (1, 12)}
+    assert all(t.stored == (t.N <= CAPACITY) for t in ahead_trials)
 
 
 def test_the_stall_rule_stops_failing_runs_only():

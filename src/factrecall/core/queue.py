@@ -12,10 +12,9 @@ failing trial is still running, and no slot is spent on padding rows or on repea
 trial. Every slot's problem is padded to one size (the family's pad of the largest N running), so one
 compiled program serves every size of a search as long as the pad holds.
 
-A family may also run ahead (``speculate``: each seed's spare slots train the sizes its bracket tests next,
-see :func:`search_queued`; a size decided ahead may decide the current trial: a smaller size failed, a larger
-one stored) and give up on runs whose progress cannot reach the criterion (``hopeless``, judged on each run's
-(step, best) after every span, see :class:`RunQueue`).
+A family may also run ahead (``speculate``: spare slots train the sizes a bracket tests next, and one decided
+ahead may take the current trial's place, see :func:`search_queued`) and give up on runs whose progress cannot
+reach the criterion (``hopeless``, judged on each run's (step, best) after every span, see :class:`RunQueue`).
 
 Nothing depends on timing: the schedule, and so every number, is a function of the family, the seeds and
 the device count.
@@ -321,41 +320,39 @@ class _Search:
                 if decided(self.family, s, N, self.ahead[s][N]) is not None:
                     self.runner.drop(s, size=N)
 
-    def implied(self, s: int) -> bool | None:
-        """The outcome of seed ``s``'s current trial implied by a size decided ahead of it — a smaller size
-        failed (it fails) or a larger one stored (it stores) —, else ``None``. Storing is taken to be
-        monotone in the size, as the bracket itself assumes (only sizes inside the bracket count)."""
+    def implied(self, s: int) -> Trial | None:
+        """A size decided ahead of seed ``s``'s current trial N that brackets more tightly than N's outcome
+        could — a size in (lo, N) that failed, else one in (N, hi) that stored (the nearest to N) —, else
+        ``None``. Storing is taken to be monotone in the size, as the bracket itself assumes: N would then
+        fail (store) too, and the size decided ahead is the tighter end."""
         N, bracket = self.current[s][0], self.brackets[s]
         lo, hi = bracket.lo or 0, bracket.hi or math.inf
-        for M, results in self.ahead[s].items():
-            trial = decided(self.family, s, M, results)
-            if trial is not None and lo < M < hi and M != N and (M < N) != trial.stored:
-                return trial.stored
-        return None
+        done = [t for M, r in self.ahead[s].items() if (t := decided(self.family, s, M, r)) is not None]
+        failed = [t for t in done if lo < t.N < N and not t.stored]
+        stored = [t for t in done if N < t.N < hi and t.stored]
+        if failed:
+            return min(failed, key=lambda t: t.N)
+        return max(stored, key=lambda t: t.N) if stored else None
 
     def decide(self, on_round: Callable[[int, int, str], None] | None) -> None:
-        """Decide the current trials that can be — by their own runs, or by a size decided ahead that
-        implies their outcome (:meth:`implied`: the bracket moves on and the trial's runs are dropped; it is
-        not recorded as a trial) — and start the next ones (a next trial that ran ahead may be decided
-        already: repeat until none is)."""
+        """Decide the current trials that can be, by their own runs or by a size decided ahead that brackets
+        more tightly (:meth:`implied`: that size's trial is recorded and moves the bracket; the current
+        trial's runs are dropped and it is not a trial), and start the next ones (a next trial that ran ahead
+        may be decided already: repeat until none is)."""
         while True:
-            ready: list[tuple[int, int, bool, Trial | None]] = []
+            ready = []
             for s in self.seeds:
-                if s not in self.current:
-                    continue
-                N = self.current[s][0]
-                if trial := decided(self.family, s, *self.current[s]):
-                    ready.append((s, N, trial.stored, trial))
-                elif (stored := self.implied(s)) is not None:
-                    ready.append((s, N, stored, None))
+                if s in self.current:
+                    trial = decided(self.family, s, *self.current[s]) or self.implied(s)
+                    if trial is not None:
+                        ready.append((s, trial))
             if not ready:
                 return
-            for s, N, stored, trial in ready:
-                if trial is not None:
-                    self.trials.append(trial)
-                self.brackets[s].update(N, stored)
-                del self.current[s]
-                self.runner.drop(s, size=N)
+            for s, trial in ready:
+                self.trials.append(trial)
+                self.brackets[s].update(trial.N, trial.stored)
+                self.runner.drop(s, size=self.current.pop(s)[0])
+                self.ahead[s].pop(trial.N, None)
                 if on_round is not None:
                     left = sum(b.rounds_left() for b in self.brackets.values())
                     on_round(len(self.trials), len(self.trials) + left, status_line(self.brackets))
@@ -384,10 +381,12 @@ def search_queued(
     When the current trial is decided, the size the bracket picks keeps the steps it has run, and sizes off
     the new tree are dropped; so the sizes tested and decided are those of the plain search on the same
     slots — only sooner: a run's outcome depends on its trial and the slot count, not on when it started.
-    A size run ahead may also decide the current trial (:meth:`_Search.implied`: a smaller size failed, so it
-    fails; a larger one stored, so it stores): the bracket then takes the path the plain search takes when
-    storing is monotone in the size, without waiting for the current trial's runs (a failing trial's
-    budget), which are dropped and not recorded. The slots never shrink, so one program serves the search.
+    A size run ahead may also decide the current trial N (:meth:`_Search.implied`): when a smaller size
+    failed (or a larger one stored), N would fail (store) too if storing is monotone in the size, and that
+    size is the tighter end, so its trial is recorded and moves the bracket at once, without waiting for N's
+    runs (a failing trial's budget), which are dropped; N is not a trial. Both ends of a bracket are
+    therefore always sizes whose runs were measured. The slots never shrink, so one program serves the
+    search.
     """
     search = _Search(family, seeds, lambda: Bracket(guess, n_max, rel_precision, family.first_step), n_slots)
     search.start()
