@@ -67,6 +67,42 @@ def test_fig4_compares_ours_with_the_papers_procedure_run_here():
     )
 
 
+def test_fig4_uses_the_median_over_seeds(tmp_path):
+    """Quick points search 3 seeds; the fits, the comparison with the paper's procedure and the plot use each
+    shape's median N* (``facts`` is the worst seed's), and the comparison names every seed's N*."""
+    points = reproduce.FIGURES["fig4"].points("quick")
+    assert all(p["seeds"] == [0, 1, 2] for p in points)
+    rows = []
+    for p in points:
+        params = 4 * 8 * p["d_h"] * p["d"] + 2 * p["m"] * p["d"]
+        median = round((0.08 if "procedure" in p else 0.1) * params)
+        per_seed = [median - 20, median, median + 7]  # the worst seed (facts) is 20 below the median
+        rows.append(
+            {**p, "params": params, "facts": per_seed[0], "capacity_per_seed": per_seed, "D": 8}
+            | {"facts_failed": per_seed[0] + 13, "bits_per_param": 3 * per_seed[0] / params}
+        )
+    cmp = reproduce.FIGURES["fig4"].compare(rows)
+    by = {c["quantity"]: c for c in cmp}
+    assert abs(by["facts / param (fit with slope 1)"]["ours"] - 0.1) < 0.005
+    ratio = next(c for c in cmp if c["quantity"].startswith("facts / param, ours / paper's procedure"))
+    assert abs(ratio["ours"] - 1.25) < 0.03
+    ours = next(r for r in rows if "procedure" not in r and r["d"] == 16 and r["d_h"] == 2 and r["m"] == 16)
+    shape = next(c for c in cmp if c["quantity"].startswith("facts stored, d = 16, d_h = 2, m = 16 ("))
+    assert shape["ours"] == ours["capacity_per_seed"][1]
+    expected = ", ".join(map(str, ours["capacity_per_seed"])) + f" (median {ours['capacity_per_seed'][1]})"
+    assert f"ours {expected} / paper's procedure " in shape["quantity"] and "N* per seed" in shape["quantity"]
+    bits = next(c for c in cmp if c["quantity"] == "bits/param, H·d_h/d=1, m/d=1")
+    diagonal = [r for r in rows if "procedure" not in r and r["attention_ratio"] == r["mlp_ratio"] == 1]
+    assert bits["ours"] == pytest.approx(
+        sum(3 * r["capacity_per_seed"][1] / r["params"] for r in diagonal) / 3
+    )
+    paths = reproduce.FIGURES["fig4"].draw(rows, tmp_path / "fig4")
+    worst = reproduce.FIGURES["fig4"].draw(
+        [{**r, "capacity_per_seed": [r["facts"]]} for r in rows], tmp_path / "w"
+    )
+    assert paths[0].read_bytes() != worst[0].read_bytes()
+
+
 def test_tradeoff_comparison_and_plot(tmp_path):
     (point,) = reproduce.FIGURES["fig4-tradeoff"].points("quick")
     cells = [

@@ -136,15 +136,15 @@ def constructions(rows: Sequence[Row], stem: Path) -> list[Path]:
         fit = fits.power_law(x, y)
         label = f"constructed, facts in the {'attention values' if mechanism == 'attention' else 'MLP'}"
         ax.plot(x, y, "o-", color=COLORS[i], label=f"{label} (slope {fit.slope:.2f})", markersize=4)
-    trained = sorted((r for r in rows if r["panel"] == "trained"), key=_facts)
+    trained = sorted((r for r in rows if r["panel"] == "trained"), key=median_facts)
     if trained:
-        x = np.asarray([_facts(r) for r in trained], float)
+        x = np.asarray([median_facts(r) for r in trained], float)
         ax.plot(
             x,
             [r["params"] for r in trained],
             "s--",
             color=COLORS[2],
-            label="trained: largest S·R stored at 99% (Fig. 4 shapes)",
+            label="trained: largest S·R stored at 99% (Fig. 4 shapes; median over seeds)",
         )
     facts = np.asarray(sorted({_facts(r) for r in rows if r["panel"] == "scaling"}), float)
     if len(facts):
@@ -162,6 +162,11 @@ def constructions(rows: Sequence[Row], stem: Path) -> list[Path]:
 
 def _facts(row: Row) -> float:
     return float(row["S"] * row["R"])
+
+
+def median_facts(row: Row) -> float:
+    """A capacity row's facts: the median of its seeds' ``capacity_per_seed`` (``facts`` when absent)."""
+    return float(np.median(row.get("capacity_per_seed") or [row["facts"]]))
 
 
 def _frontier_panel(ax: plt.Axes, rows: Sequence[Row]) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 from matplotlib.patches import Patch
 
 from factrecall.core import bounds, fits
-from factrecall.experiments.plots import COLORS, loglog, save
+from factrecall.experiments.plots import COLORS, loglog, median_facts, save
 
 Row = dict[str, Any]
 PAPER_TASK = {"d": 32, "d_h": 8, "S": 32, "R": 32, "D": 8}
@@ -29,46 +29,53 @@ PAPER_TASK = {"d": 32, "d_h": 8, "S": 32, "R": 32, "D": 8}
 
 
 def fig4(rows: Sequence[Row], stem: Path, guide: float) -> list[Path]:
-    """Figure 4 left: facts stored (S·R at the criterion) vs parameters 4·H·d_h·d + 2·m·d, per width ratio,
-    with each search's bracket (a bar up to the smallest size that failed, ``facts_failed``), the fitted line
-    and the paper's guide facts = ``guide``·params. Rows with ``procedure = "paper"`` (the paper's search run
-    here on some shapes) are a second series: open squares with their brackets, left out of the fit."""
+    """Figure 4 left: facts stored (S·R at the criterion; the median over seeds) vs parameters
+    4·H·d_h·d + 2·m·d, per width ratio, with a bar per shape (:func:`_spread`: the seeds' min–max, or one
+    seed's bracket up to the smallest size that failed), the fitted line and the paper's guide
+    facts = ``guide``·params. Rows with ``procedure = "paper"`` (the paper's search run here on some shapes)
+    are a second series: open squares with their bars, left out of the fit."""
     theirs = [r for r in rows if r.get("procedure") == "paper"]
     rows = [r for r in rows if r.get("procedure") != "paper"]
     fig, ax = plt.subplots(figsize=(6, 4.5), layout="constrained")
     ratios = sorted({(r["attention_ratio"], r["mlp_ratio"]) for r in rows})
     for i, (ra, rm) in enumerate(ratios):
-        pts = sorted(
-            (r["params"], r["facts"]) for r in rows if (r["attention_ratio"], r["mlp_ratio"]) == (ra, rm)
+        group = sorted(
+            (r for r in rows if (r["attention_ratio"], r["mlp_ratio"]) == (ra, rm)), key=lambda r: r["params"]
         )
-        x, y = zip(*pts, strict=True)
         color = COLORS[i % len(COLORS)]
+        x, y = [r["params"] for r in group], [median_facts(r) for r in group]
         ax.plot(x, y, "o-", color=color, ms=4, label=f"H·d_h/d={ra:g}, m/d={rm:g}")
-        group = [r for r in rows if (r["attention_ratio"], r["mlp_ratio"]) == (ra, rm)]
-        bars = [(r["params"], r["facts"], r["facts_failed"]) for r in group if r.get("facts_failed")]
-        if bars:
-            bx, lo, hi = zip(*bars, strict=True)
-            ax.vlines(bx, lo, hi, color=color, lw=2, alpha=0.4)
+        _bars(ax, group, 1.0, color=color, lw=2, alpha=0.4)
     if theirs:
-        _paper_procedure(ax, theirs)
+        x, y = zip(*sorted((r["params"], median_facts(r)) for r in theirs), strict=True)
+        ax.plot(x, y, "s", mfc="none", mec="k", ms=7, label="paper's procedure, run here")
+        _bars(ax, theirs, 1.04, color="k", lw=1, alpha=0.5)  # just right of ours
     x = np.array(sorted(r["params"] for r in rows), dtype=float)
     ax.plot(x, guide * x, "k--", lw=1, label=f"paper: facts = {guide:g}·params")
-    stored = [r for r in rows if r["facts"] > 0]
+    stored = [r for r in rows if median_facts(r) > 0]
     if len(stored) >= 2:
-        fit = fits.power_law([r["params"] for r in stored], [r["facts"] for r in stored])
+        fit = fits.power_law([r["params"] for r in stored], [median_facts(r) for r in stored])
         ax.plot(x, fit.prefactor * x**fit.slope, "k:", lw=1, label=f"fit: facts ∝ params^{fit.slope:.2f}")
     loglog(ax, "parameters 4·H·d_h·d + 2·m·d", "facts stored (S·R)", "One-layer transformer (H = 8)")
-    ax.legend(fontsize=6, title="bars: stored … smallest failed", title_fontsize=6)
+    several = any(len(r.get("capacity_per_seed") or [0]) > 1 for r in rows)
+    title = "median over seeds; bars: min … max over seeds" if several else "bars: stored … smallest failed"
+    ax.legend(fontsize=6, title=title, title_fontsize=6)
     return save(fig, stem)
 
 
-def _paper_procedure(ax: Any, rows: Sequence[Row]) -> None:
-    """The paper's procedure's points (open squares) and brackets, drawn just right of our points."""
-    x, y = zip(*sorted((r["params"], r["facts"]) for r in rows), strict=True)
-    ax.plot(x, y, "s", mfc="none", mec="k", ms=7, label="paper's procedure, run here")
-    bars = [(r["params"] * 1.04, r["facts"], r["facts_failed"]) for r in rows if r.get("facts_failed")]
+def _spread(row: Row) -> tuple[float, float] | None:
+    """A shape's bar: the min and max of its seeds' N*, or (one seed) its bracket [stored, smallest failed]
+    (None when the search hit its cap)."""
+    per_seed = row.get("capacity_per_seed") or [row["facts"]]
+    if len(per_seed) > 1:
+        return min(per_seed), max(per_seed)
+    return None if not row.get("facts_failed") else (row["facts"], row["facts_failed"])
+
+
+def _bars(ax: Any, rows: Sequence[Row], shift: float, **style: Any) -> None:
+    bars = [(r["params"] * shift, *_spread(r)) for r in rows if _spread(r)]
     if bars:
-        ax.vlines(*zip(*bars, strict=True), color="k", lw=1, alpha=0.5)
+        ax.vlines(*zip(*bars, strict=True), **style)
 
 
 class Frontier(NamedTuple):

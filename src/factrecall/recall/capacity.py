@@ -29,6 +29,7 @@ Paper: §4 and Figure 4 left; Appendix (the ``square`` and ``distinct`` variants
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -297,7 +298,8 @@ class Result(NamedTuple):
 
     def summary(self) -> dict[str, Any]:
         """The JSON record: the keys of the memory capacities plus ``facts``, S, R, D, the bracket
-        (``facts_stored``, ``facts_failed`` and their shapes, the worst seed's) and the split counts."""
+        (``facts_stored``, ``facts_failed`` and their shapes, the worst seed's), ``capacity_median`` (the
+        median of ``capacity_per_seed``) and the split counts."""
         spec = self.spec
         worst = min(range(len(self.seeds)), key=lambda i: self.n_per_seed[i])
         n, hi = self.n_per_seed[worst], self.failed(self.seeds[worst])
@@ -322,6 +324,7 @@ class Result(NamedTuple):
             "facts": facts,
             "capacity": facts,
             "capacity_per_seed": [self.facts_of(x) for x in self.n_per_seed],
+            "capacity_median": statistics.median(self.facts_of(x) for x in self.n_per_seed),
             "capacity_min": min(self.facts_of(x) for x in self.n_per_seed),
             "capacity_max": max(self.facts_of(x) for x in self.n_per_seed),
             "facts_stored": facts,

@@ -107,9 +107,9 @@ def compare_constructions(rows: list[Row]) -> list[Row]:
             ratio = 1.0 / at_1024[0]["params_per_fact_median"]
             quantity = f"{mechanism}: facts/param at S=R=32 (vs trained)"
             out.append(compared("transformer_facts_per_param", quantity, ratio))
-    trained = [r for r in rows if r["panel"] == "trained" and r["facts"] > 0]
+    trained = [r for r in rows if r["panel"] == "trained" and plots.median_facts(r) > 0]
     if trained:
-        ratio = fits.guide_constant([r["facts"] for r in trained], [r["params"] for r in trained])
+        ratio = fits.guide_constant([plots.median_facts(r) for r in trained], [r["params"] for r in trained])
         out.append(compared("transformer_facts_per_param", "trained (same figure): facts/param", ratio))
     return out
 

@@ -19,6 +19,7 @@ from factrecall.core.progress import Update
 from factrecall.experiments import plots_transformer
 from factrecall.experiments.config import SCALES
 from factrecall.experiments.figures.base import Figure, Point, Row, compared
+from factrecall.experiments.plots import median_facts
 
 FIG4_D = {
     "quick": (8, 16, 24),
@@ -37,6 +38,11 @@ FIG4_RECIPE = {
     "medium": (1024, 16384, PAPER_LRS),
     "paper": (1024, 16384, PAPER_LRS),
 }
+
+# seeds per shape: a seed's N* is where its search first meets a failure, one bracket step is ×1.1–1.4 at the
+# quick sizes, and seeds of one shape spread by a step or two, so the figure's point is the median over seeds
+# with their min–max (quick: 3 seeds, ≈ +1 min; medium: one, for its recipe's cost)
+FIG4_SEEDS = {"quick": 3, "medium": 1, "paper": 3}
 
 # the shapes (d, H·d_h/d, m/d) also searched by the paper's own procedure (recall.paper_procedure), on the
 # same problems and recipe, for the comparison "facts / param, paper's procedure run here"; None: every shape.
@@ -113,7 +119,7 @@ def fig4_points(scale: str) -> list[Point]:
     """H = 8 transformers over d and the width ratios (H·d_h/d, m/d); quick and medium: every ratio at
     d = 16 and the diagonal ratio (1, 1) over d; paper: every ratio at every d (our search's points)."""
     batch, n_steps, lrs = FIG4_RECIPE[scale]
-    points = []
+    seeds, points = list(range(FIG4_SEEDS[scale])), []
     for d in FIG4_D[scale]:
         for ra, rm in FIG4_RATIOS[scale]:
             if scale != "paper" and d != 16 and (ra, rm) != (1.0, 1.0):
@@ -121,7 +127,7 @@ def fig4_points(scale: str) -> list[Point]:
             d_h, m = max(1, round(ra * d / 8)), max(1, round(rm * d))
             points.append(
                 {"panel": "fig4", "d": d, "H": 8, "d_h": d_h, "m": m, "attention_ratio": ra, "mlp_ratio": rm}
-                | {"batch": batch, "n_steps": n_steps, "lrs": list(lrs), "seeds": [0], "scaling": "linear"}
+                | {"batch": batch, "n_steps": n_steps, "lrs": [*lrs], "seeds": [*seeds], "scaling": "linear"}
             )
     return points
 
@@ -168,7 +174,11 @@ def _recipe(row: Row) -> str:
     return f"batch {row['batch']}, ≤ {row['n_steps']} steps, rates {rates}"
 
 
-def _bracket(row: Row) -> str:
+def _found(row: Row) -> str:
+    """A search's result: one seed's bracket [stored, smallest failed]; several seeds' N* and their median."""
+    per_seed = row.get("capacity_per_seed") or [row["facts"]]
+    if len(per_seed) > 1:
+        return f"{', '.join(map(str, per_seed))} (median {median_facts(row):g})"
     return f"[{row['facts']}, {'—' if row.get('facts_failed') is None else row['facts_failed']}]"
 
 
@@ -185,21 +195,22 @@ def _row(quantity: str, ours: float, reference: float, source: str) -> Row:
 
 
 def compare_procedures(rows: list[Row]) -> list[Row]:
-    """Our facts/param beside the paper's procedure's, run here on the same shapes and recipe, and the
-    paper's 0.15: the two fits (slope 1) on the shapes both searched, their ratio ours / theirs (target:
-    within 10%) and, per shape, both searches' facts with their brackets [stored, smallest failed].
+    """Our facts/param beside the paper's procedure's, run here on the same shapes, seeds and recipe, and the
+    paper's 0.15: the two fits (slope 1, on each shape's median over seeds) on the shapes both searched,
+    their ratio ours / theirs (target: within 10%) and, per shape, both searches' medians with each seed's
+    N* (one seed: its bracket [stored, smallest failed]).
 
     Rows without ``procedure = "paper"`` are ours; no comparison row when no shape was searched by both.
     """
     theirs = {_shape(r): r for r in rows if r.get("procedure") == "paper"}
     pairs = [(r, theirs[_shape(r)]) for r in _ours(rows) if _shape(r) in theirs]
-    pairs = [(a, b) for a, b in pairs if a["facts"] > 0 and b["facts"] > 0]
+    pairs = [(a, b) for a, b in pairs if median_facts(a) > 0 and median_facts(b) > 0]
     if not pairs:
         return []
     recipe = _recipe(pairs[0][1])
     where = f"the same {len(pairs)} shapes, {recipe}"
     ours, paper = (
-        fits.guide_constant([r["facts"] for r in s], [r["params"] for r in s])
+        fits.guide_constant([median_facts(r) for r in s], [r["params"] for r in s])
         for s in zip(*pairs, strict=True)
     )
     guide = PAPER["transformer_facts_per_param"]
@@ -219,30 +230,41 @@ def compare_procedures(rows: list[Row]) -> list[Row]:
         ),
     ]
     for a, b in pairs:
+        seeds = len(a.get("capacity_per_seed") or [0])
+        how = "N* per seed (median)" if seeds > 1 else "brackets [stored, smallest failed]"
         quantity = (
             f"facts stored, d = {a['d']}, d_h = {a['d_h']}, m = {a['m']} ({a['params']} params): ours "
-            f"{_bracket(a)} / paper's procedure {_bracket(b)} (brackets [stored, smallest failed])"
+            f"{_found(a)} / paper's procedure {_found(b)} ({how})"
         )
-        out.append(_row(quantity, a["facts"], b["facts"], f"the paper's procedure run here ({recipe})"))
+        source = f"the paper's procedure run here ({recipe})"
+        out.append(_row(quantity, median_facts(a), median_facts(b), source))
     return out
 
 
 def compare_fig4(rows: list[Row]) -> list[Row]:
     """Facts/param (slope fixed to 1), the free log-log slope and the bits/param of each width ratio, from
-    our search's rows; then :func:`compare_procedures` (the paper's procedure run here, when it ran)."""
+    our search's rows (each shape's median over seeds); then :func:`compare_procedures` (the paper's
+    procedure run here, when it ran)."""
     procedures = compare_procedures(rows)
     rows = _ours(rows)
-    stored = [r for r in rows if r["facts"] > 0]
-    ratio = fits.guide_constant([r["facts"] for r in stored], [r["params"] for r in stored])
+    stored = [r for r in rows if median_facts(r) > 0]
+    ratio = fits.guide_constant([median_facts(r) for r in stored], [r["params"] for r in stored])
     out = [compared("transformer_facts_per_param", "facts / param (fit with slope 1)", ratio)]
     if len(stored) >= 2:
-        fit = fits.power_law([r["params"] for r in stored], [r["facts"] for r in stored])
+        fit = fits.power_law([r["params"] for r in stored], [median_facts(r) for r in stored])
         out.append(compared("transformer_facts_slope", "log-log slope of facts vs params", fit.slope))
     for ra, rm in sorted({(r["attention_ratio"], r["mlp_ratio"]) for r in stored}):
         group = [r for r in stored if (r["attention_ratio"], r["mlp_ratio"]) == (ra, rm)]
-        bits = sum(r["bits_per_param"] for r in group) / len(group)
+        bits = sum(_median_bits(r) for r in group) / len(group)
         out.append(compared("transformer_bits_per_param", f"bits/param, H·d_h/d={ra:g}, m/d={rm:g}", bits))
     return out + procedures
+
+
+def _median_bits(row: Row) -> float:
+    """Bits per parameter of the median facts: median · log2 D / params (one seed: the row's own)."""
+    if len(row.get("capacity_per_seed") or [0]) == 1:
+        return row["bits_per_param"]
+    return median_facts(row) * math.log2(row["D"]) / row["params"]
 
 
 def _tradeoff_points(scale: str) -> list[Point]:
