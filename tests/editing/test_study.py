@@ -108,7 +108,7 @@ def test_edit_curve_doubles_k_until_the_model_breaks(edit_model, mode):
 
 
 def test_a_point_measures_the_capacity_fills_and_edits(tmp_path, tiny_capacity):
-    """An ``editing`` sweep point on the suite's tiny capacity shape (32 parameters: N* = 2 facts, 2 × 1), so
+    """An ``editing`` sweep point on the suite's tiny capacity shape (32 parameters: N* = 4 facts, 2 × 2), so
     the capacity search shares its programs with the capacity tests."""
     from factrecall.experiments import config, sweeps
     from factrecall.experiments.store import Store
@@ -122,7 +122,7 @@ def test_a_point_measures_the_capacity_fills_and_edits(tmp_path, tiny_capacity):
         (row,) = store.rows()
     assert summary.failed == 0, row["reason"]
     record = row["metrics"]
-    assert (record["N_star"], record["k_star"], record["S"], record["R"], record["N"]) == (2, 1, 2, 1, 2)
+    assert (record["N_star"], record["k_star"], record["S"], record["R"], record["N"]) == (4, 2, 2, 2, 4)
     assert record["spare"] == 0 and record["params"] == tiny_capacity.params
     (seed,) = record["per_seed"]
     assert [c["k"] for c in seed["curve"]] in ([1], [1, 2]) and 0 <= seed["facts_stored"] <= 1
@@ -134,7 +134,7 @@ def test_a_point_measures_the_capacity_fills_and_edits(tmp_path, tiny_capacity):
     scores = [
         [{k: c[k] for k in ("k", "efficacy", "specificity")} for c in s["curve"]] for s in record["per_seed"]
     ]
-    assert (again["N_star"], again["edit_capacity"]) == (2, record["edit_capacity"])
+    assert (again["N_star"], again["edit_capacity"]) == (4, record["edit_capacity"])
     assert [
         [{k: c[k] for k in ("k", "efficacy", "specificity")} for c in s["curve"]] for s in again["per_seed"]
     ] == (scores)

@@ -1,5 +1,7 @@
 """Figure 4 entries of reproduce: points, comparison with the paper and drawing, from synthetic rows."""
 
+import math
+
 import pytest
 
 from factrecall.experiments import reproduce
@@ -46,7 +48,7 @@ def test_fig4_compares_ours_with_the_papers_procedure_run_here():
     rows[len(ours)]["facts_failed"] = None  # the first of the paper's procedure's searches hit its ceiling
     cmp = reproduce.FIGURES["fig4"].compare(rows)
     assert cmp[0]["quantity"] == "facts / param (fit with slope 1)" and abs(cmp[0]["ours"] - 0.1) < 0.01
-    assert len(cmp) == 2 + 4 + 3 + len(theirs)  # ours' rows as before, then 3 fits and one row per shape
+    assert len(cmp) == 2 + 4 + 4 + len(theirs)  # ours' rows as before, then 4 fits and one row per shape
     where = f"the same {len(theirs)} shapes, batch 256, ≤ 4096 steps, rates 0.01, 0.03"
     by = {c["quantity"]: c for c in cmp}
     assert by[f"facts / param (fit with slope 1), ours ({where}; rates side by side)"]["paper"] == 0.15
@@ -86,6 +88,19 @@ def test_fig4_uses_the_median_over_seeds(tmp_path):
     assert abs(by["facts / param (fit with slope 1)"]["ours"] - 0.1) < 0.005
     ratio = next(c for c in cmp if c["quantity"].startswith("facts / param, ours / paper's procedure"))
     assert abs(ratio["ours"] - 1.25) < 0.03
+    # our N* on the paper's sizes: each seed's N* rounded down to a square, then the median; the ratio of the
+    # fits (slope 1) is the geometric mean over shapes of ours / theirs
+    squares = next(c for c in cmp if c["quantity"].startswith("facts / param, ours on the paper's sizes"))
+    shape = lambda r: (r["d"], r["d_h"], r["m"])  # noqa: E731
+    theirs = {shape(r): r["capacity_per_seed"][1] for r in rows if "procedure" in r}
+    ratios = [
+        sorted(math.isqrt(n) ** 2 for n in r["capacity_per_seed"])[1] / theirs[shape(r)]
+        for r in rows
+        if "procedure" not in r and shape(r) in theirs
+    ]
+    assert len(ratios) == len(theirs) == 3
+    expected = math.prod(ratios) ** (1 / 3)
+    assert squares["ours"] == pytest.approx(expected) and squares["paper"] == 1.0
     ours = next(r for r in rows if "procedure" not in r and r["d"] == 16 and r["d_h"] == 2 and r["m"] == 16)
     shape = next(c for c in cmp if c["quantity"].startswith("facts stored, d = 16, d_h = 2, m = 16 ("))
     assert shape["ours"] == ours["capacity_per_seed"][1]

@@ -78,6 +78,24 @@ def test_a_padded_trial_is_its_unpadded_problem():
     assert float(measured[0][0]) == pytest.approx(float(measured[1][0]), rel=1e-5)
 
 
+def test_a_seeds_tables_are_nested_over_sizes():
+    """Every size of a seed's search cuts its problem from one table: a larger size holds the smaller one's
+    subjects, relations, answers and facts (so storing is close to monotone in the size); seeds differ."""
+    spec = tc.Spec(8, 2, 2, 4, 3, "linear", FAST, (3e-2,), None)
+    family = tc.TransformerFamily(spec)
+    pad = family.bucket(8)
+    small, large = (family.data(0, N, 8) for N in (5, 12))  # 3 × 3 and 7 × 6 facts
+    (S, R, _), (S1, R1, _) = tc.sizes(5, "linear", 3), tc.sizes(12, "linear", 3)
+    assert (int(small["S"]), int(small["R"]), int(large["S"]), int(large["R"])) == (S, R, S1, R1)
+    assert np.array_equal(small["facts"][:S, :R], large["facts"][:S, :R])
+    rows = [*range(S), *range(pad.S, pad.S + R)]  # the live subjects' and relations' embeddings
+    assert np.array_equal(small["wte"][np.array(rows)], large["wte"][np.array(rows)])
+    assert np.array_equal(small["unembed"], large["unembed"])
+    other = family.data(1, 12, 8)
+    assert not np.array_equal(other["facts"][:S, :R], large["facts"][:S, :R])
+    assert not np.array_equal(other["wte"], large["wte"])
+
+
 def test_evaluation_contexts_are_independent_of_every_training_batch():
     """A trial's evaluation key is none of the keys its training steps draw from (step t: fold_in(key, t))."""
     spec = tc.Spec(8, 2, 2, 4, 3, "linear", FAST, (3e-2,), None)

@@ -11,8 +11,11 @@ model is therefore the unpadded model, up to how its embeddings are laid out.
 
 The frozen embeddings and the fact table live in the data, not in the weights: the weights (Q, K, V, O,
 W1, b1, W2) have the same shape at every size, and a pad change only re-stacks data. Every random table
-is drawn on the host from the seed tuple (seed, S, R, D) role by role, relation by relation, so that a
-trial's problem does not depend on the bucket it is padded to (:func:`trial_data`).
+is drawn on the host from the seed tuple (seed, D) role by role, relation by relation, so that a trial's
+problem does not depend on the bucket it is padded to, and a seed's problems are **nested** over sizes: the
+first S subjects, R relations, their answers and the facts among them are the same at every size ≥ (S, R),
+so a larger table extends a smaller one (:func:`trial_data`; training batches and evaluation contexts are
+drawn per size, :func:`trial_key`).
 
 Two storage criteria (``criterion_on``): ``every-fact`` (ours: ``fact_accuracy`` over every fact in
 ``n_contexts`` fixed fresh contexts) and ``sampled`` (the paper's: accuracy on 1,024 test sequences
@@ -50,9 +53,10 @@ def bucket(S: int, R: int, D: int, T: int) -> RecallTask:
     return RecallTask(S, R, D, S + R, T)
 
 
-def trial_source(seed: int, S: int, R: int, D: int) -> tuple[int, ...]:
-    """The seed tuple every random table of trial (seed, S, R, D) is drawn from (on the host)."""
-    return (seed, S, R, D)
+def trial_source(seed: int, D: int) -> tuple[int, ...]:
+    """The seed tuple every random table of a trial of ``seed`` with D answers per relation is drawn from (on
+    the host): the same at every S and R, so that a seed's tables are nested over sizes."""
+    return (seed, D)
 
 
 def trial_data(pad: RecallTask, d: int, seed: int, S: int, R: int, D: int) -> dict[str, Any]:
@@ -60,15 +64,19 @@ def trial_data(pad: RecallTask, d: int, seed: int, S: int, R: int, D: int) -> di
 
     Subject, relation, noise and EOS embeddings are drawn from their own substreams (prefix-stable rows);
     relation r's D_pad answer embeddings and its column of the fact table from substreams of r. Rows and
-    answers beyond the live sizes exist only as padding.
+    answers beyond the live sizes exist only as padding. The draws do not depend on S and R: a larger trial
+    of the same seed and D holds the smaller one's table.
 
     >>> data = trial_data(bucket(6, 6, 4, 8), 8, 0, 4, 3, 4)
     >>> small = trial_data(bucket(4, 3, 4, 8), 8, 0, 4, 3, 4)
     >>> same = lambda a, b: bool(jnp.all(a == b))
     >>> same(data["facts"][:4, :3], small["facts"]), same(data["wte"][:4], small["wte"][:4])
     (True, True)
+    >>> larger = trial_data(bucket(6, 6, 4, 8), 8, 0, 6, 5, 4)  # 6 × 5 facts: the 4 × 3 table and more
+    >>> same(larger["facts"][:4, :3], small["facts"]), same(larger["unembed"], data["unembed"])
+    (True, True)
     """
-    src = trial_source(seed, S, R, D)
+    src = trial_source(seed, D)
     rows = (pad.S, pad.R, pad.n_noise, 1)
     subj, rel, noise, eos = (_gaussian(substream(src, i), n, d) for i, n in enumerate(rows))
     answers = [_gaussian(substream(substream(src, 4), r), pad.D, d) for r in range(pad.R)]
