@@ -164,9 +164,14 @@ def _facts(row: Row) -> float:
     return float(row["S"] * row["R"])
 
 
+def seed_facts(row: Row) -> list[int]:
+    """A capacity row's facts per seed: ``capacity_per_seed`` (``[facts]`` when absent)."""
+    return row.get("capacity_per_seed") or [row["facts"]]
+
+
 def median_facts(row: Row) -> float:
-    """A capacity row's facts: the median of its seeds' ``capacity_per_seed`` (``facts`` when absent)."""
-    return float(np.median(row.get("capacity_per_seed") or [row["facts"]]))
+    """A capacity row's facts: the median over its seeds (:func:`seed_facts`)."""
+    return float(np.median(seed_facts(row)))
 
 
 def _frontier_panel(ax: plt.Axes, rows: Sequence[Row]) -> None:

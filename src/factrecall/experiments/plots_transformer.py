@@ -21,7 +21,7 @@ import numpy as np
 from matplotlib.patches import Patch
 
 from factrecall.core import bounds, fits
-from factrecall.experiments.plots import COLORS, loglog, median_facts, save
+from factrecall.experiments.plots import COLORS, loglog, median_facts, save, seed_facts
 
 Row = dict[str, Any]
 PAPER_TASK = {"d": 32, "d_h": 8, "S": 32, "R": 32, "D": 8}
@@ -57,7 +57,7 @@ def fig4(rows: Sequence[Row], stem: Path, guide: float) -> list[Path]:
         fit = fits.power_law([r["params"] for r in stored], [median_facts(r) for r in stored])
         ax.plot(x, fit.prefactor * x**fit.slope, "k:", lw=1, label=f"fit: facts ∝ params^{fit.slope:.2f}")
     loglog(ax, "parameters 4·H·d_h·d + 2·m·d", "facts stored (S·R)", "One-layer transformer (H = 8)")
-    several = any(len(r.get("capacity_per_seed") or [0]) > 1 for r in rows)
+    several = any(len(seed_facts(r)) > 1 for r in rows)
     title = "median over seeds; bars: min … max over seeds" if several else "bars: stored … smallest failed"
     ax.legend(fontsize=6, title=title, title_fontsize=6)
     return save(fig, stem)
@@ -66,7 +66,7 @@ def fig4(rows: Sequence[Row], stem: Path, guide: float) -> list[Path]:
 def _spread(row: Row) -> tuple[float, float] | None:
     """A shape's bar: the min and max of its seeds' N*, or (one seed) its bracket [stored, smallest failed]
     (None when the search hit its cap)."""
-    per_seed = row.get("capacity_per_seed") or [row["facts"]]
+    per_seed = seed_facts(row)
     if len(per_seed) > 1:
         return min(per_seed), max(per_seed)
     return None if not row.get("facts_failed") else (row["facts"], row["facts_failed"])

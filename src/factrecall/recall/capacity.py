@@ -305,7 +305,7 @@ class Result(NamedTuple):
         n, hi = self.n_per_seed[worst], self.failed(self.seeds[worst])
         S, R, D = sizes(n, spec.scaling, spec.D) if n else (0, 0, spec.D)
         counts = param_counts(config_of(spec, task_of(spec, max(n, 1))))
-        facts = self.facts_of(n)
+        facts, per_seed = self.facts_of(n), [self.facts_of(x) for x in self.n_per_seed]
         return {
             "model": "transformer",
             "d": spec.d,
@@ -323,10 +323,10 @@ class Result(NamedTuple):
             "params_note": "4·H·d_h·d + 2·m·d (Q, K, V, O, W1, W2); the bias (m) and frozen embeddings apart",
             "facts": facts,
             "capacity": facts,
-            "capacity_per_seed": [self.facts_of(x) for x in self.n_per_seed],
-            "capacity_median": statistics.median(self.facts_of(x) for x in self.n_per_seed),
-            "capacity_min": min(self.facts_of(x) for x in self.n_per_seed),
-            "capacity_max": max(self.facts_of(x) for x in self.n_per_seed),
+            "capacity_per_seed": per_seed,
+            "capacity_median": statistics.median(per_seed),
+            "capacity_min": min(per_seed),
+            "capacity_max": max(per_seed),
             "facts_stored": facts,
             "facts_failed": self.facts_of(hi),
             "stored_shape": self._shape(n),

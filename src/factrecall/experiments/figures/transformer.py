@@ -20,7 +20,7 @@ from factrecall.core.progress import Update
 from factrecall.experiments import plots_transformer
 from factrecall.experiments.config import SCALES
 from factrecall.experiments.figures.base import Figure, Point, Row, compared
-from factrecall.experiments.plots import median_facts
+from factrecall.experiments.plots import median_facts, seed_facts
 
 FIG4_D = {
     "quick": (8, 16, 24),
@@ -178,7 +178,7 @@ def _recipe(row: Row) -> str:
 
 def _found(row: Row) -> str:
     """A search's result: one seed's bracket [stored, smallest failed]; several seeds' N* and their median."""
-    per_seed = row.get("capacity_per_seed") or [row["facts"]]
+    per_seed = seed_facts(row)
     if len(per_seed) > 1:
         return f"{', '.join(map(str, per_seed))} (median {median_facts(row):g})"
     return f"[{row['facts']}, {'—' if row.get('facts_failed') is None else row['facts_failed']}]"
@@ -243,7 +243,7 @@ def compare_procedures(rows: list[Row]) -> list[Row]:
             )
         )
     for a, b in pairs:
-        seeds = len(a.get("capacity_per_seed") or [0])
+        seeds = len(seed_facts(a))
         how = "N* per seed (median)" if seeds > 1 else "brackets [stored, smallest failed]"
         quantity = (
             f"facts stored, d = {a['d']}, d_h = {a['d_h']}, m = {a['m']} ({a['params']} params): ours "
@@ -258,7 +258,7 @@ def _on_squares(row: Row) -> float:
     """The median over seeds of each seed's N* rounded down to a square k² (``linear`` sizes grow one row or
     column at a time; the paper's procedure tests S = R = k only). A seed's tables are nested, and storing
     was measured monotone in the size (README), so the square k² ≤ N* would store too."""
-    return statistics.median(math.isqrt(n) ** 2 for n in row.get("capacity_per_seed") or [row["facts"]])
+    return statistics.median(math.isqrt(n) ** 2 for n in seed_facts(row))
 
 
 def compare_fig4(rows: list[Row]) -> list[Row]:
@@ -282,7 +282,7 @@ def compare_fig4(rows: list[Row]) -> list[Row]:
 
 def _median_bits(row: Row) -> float:
     """Bits per parameter of the median facts: median · log2 D / params (one seed: the row's own)."""
-    if len(row.get("capacity_per_seed") or [0]) == 1:
+    if len(seed_facts(row)) == 1:
         return row["bits_per_param"]
     return median_facts(row) * math.log2(row["D"]) / row["params"]
 
