@@ -29,11 +29,11 @@ Not ported into the search: the authors' flax initialisation (LeCun-normal MLP k
 (d = 32, H = 4, d_h = 8, m = 64, S = R = 16, D = 8, lr 1e-2): steps to 99% per seed on the same problem and
 initial weights, for our loop and the paper's, under both criteria.
 
-Usage: python benchmarks/bench_paper_transformer.py [--shapes 0 1 2 3 4 5] [--seeds 3] [--first-seed 0]
-[--steps 16384] [--batch 1024] [--bounds 1 64]; python benchmarks/bench_paper_transformer.py --to-99
-[--seeds 6] [--steps 8192] [--variants 0 1 2 3 4 5]. The full recipe takes hours on 2 CPU cores (a failing
-trial of the paper's is 3 × 16,384 steps); RESULTS.md says which recipe ran. Prints the load average beside
-every wall time (the machine may be shared).
+Usage: python benchmarks/bench_paper_transformer.py [--shapes 0 1 2 3 4 5] (a process per shape) [--seeds 3]
+[--first-seed 0] [--steps 16384] [--batch 1024] [--bounds 1 64]; python benchmarks/bench_paper_transformer.py
+--to-99 [--seeds 6] [--steps 8192] [--variants 0 1 2 3 4 5]. The full recipe takes hours on 2 CPU cores (a
+failing trial of the paper's is 3 × 16,384 steps); RESULTS.md says which recipe ran. Prints the load average
+beside every wall time (the machine may be shared).
 
 Paper: §4 and Figure 4 left; SPEC §3, §7.
 """
@@ -48,6 +48,8 @@ import argparse  # noqa: E402
 import functools  # noqa: E402
 import os  # noqa: E402
 import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -256,23 +258,47 @@ def main() -> None:
     parser.add_argument("--variants", type=int, nargs="+", default=list(range(len(VARIANTS))), help="--to-99")
     parser.add_argument("--bounds", type=int, nargs=2, default=list(BOUNDS), help="the paper's lo, hi")
     parser.add_argument("--to-99", action="store_true", help="steps to 99%% on the item-3 run instead")
+    parser.add_argument("--no-header", action="store_true", help=argparse.SUPPRESS)  # a shape's own process
     args = parser.parse_args()
     if args.to_99:
         args.seeds, args.steps = args.seeds or 6, args.steps or 8192
         steps_to_99(args)
         return
     args.seeds, args.steps = args.seeds or 3, args.steps or 16384
+    if not args.no_header:
+        header(args)
+    if len(args.shapes) > 1:  # one process per shape (see in_own_processes)
+        in_own_processes(args)
+    else:
+        compare_shape(quick_shapes()[args.shapes[0]], args)
+
+
+def header(args: argparse.Namespace) -> None:
     lo, hi = args.bounds
     last = args.first_seed + args.seeds - 1
     print(f"device: {device()}; Figure 4 quick shapes (H = 8, D = 8, S = R), seeds {args.first_seed}–{last}")
     print(
         f"recipe of both procedures: batch {args.batch}, ≤ {args.steps} steps, evaluated every 128 steps, "
         f"rates {list(PAPER_LRS)} (the paper's: in order, first success; ours: all at once); "
-        f"paper's bisection on k in [{lo}, {hi}]"
+        f"paper's bisection on k in [{lo}, {hi}]",
+        flush=True,
     )
-    shapes = quick_shapes()
+
+
+def in_own_processes(args: argparse.Namespace) -> None:
+    """Each shape in a process of its own (this script with ``--shapes i``).
+
+    One process that ran all six shapes (well over a hundred compiled programs: the paper's procedure compiles
+    one per k) died at the sixth with "LLVM compilation error: Cannot allocate memory" and no traceback; a
+    process per shape keeps each one's compiled programs to its own searches, and a shape that fails is
+    reported without losing the others."""
+    lo, hi = args.bounds
+    common = ["--seeds", str(args.seeds), "--steps", str(args.steps), "--first-seed", str(args.first_seed)]
+    common += ["--batch", str(args.batch), "--bounds", str(lo), str(hi), "--no-header"]
     for i in args.shapes:
-        compare_shape(shapes[i], args)
+        done = subprocess.run([sys.executable, __file__, "--shapes", str(i), *common], check=False)
+        if done.returncode != 0:
+            print(f"\nshape {i}: its process exited with status {done.returncode}", flush=True)
 
 
 if __name__ == "__main__":
