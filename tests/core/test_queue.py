@@ -1,5 +1,5 @@
-"""The generic work queue of a capacity search (core.queue): speculation and the stall rule change only when
-a size is decided, never which sizes are tested or what they give."""
+"""The generic work queue of a capacity search (core.queue): speculation, the stall rule and the race change
+only when a size is decided, never which sizes are tested or what they give."""
 
 import jax
 import jax.numpy as jnp
@@ -119,3 +119,50 @@ def test_the_stall_rule_stops_failing_runs_only():
     failed = [t.steps for t in stalled if not t.stored]
     assert failed and max(failed) < Fake.settings.n_steps  # given up before the budget
     assert [t.steps for t in trials if t.stored] == [t.steps for t in stalled if t.stored]
+
+
+class Racing(Fake):
+    race = (0.1, 32)  # from step 32 on, a run 0.1 below its trial's other rate stops
+
+
+def test_the_race_compares_a_trials_rates_at_equal_steps():
+    runner = queue.RunQueue(Racing(), 4, 16)
+    runner.traces = {
+        (0, 5, 0): [(16, 0.2), (32, 0.3)],
+        (0, 5, 1): [(16, 0.5), (32, 0.9), (48, 0.95)],  # started earlier: compared at step 32, not 48
+        (1, 5, 0): [(32, 0.1)],  # another seed's trial: not a rival
+    }
+    assert runner.trails((0, 5, 0), 0.1, 32)  # 0.3 < 0.9 − 0.1
+    assert not runner.trails((0, 5, 0), 0.7, 32)  # within the margin
+    assert not runner.trails((0, 5, 0), 0.1, 48)  # too early
+    assert not runner.trails((0, 5, 1), 0.1, 32)  # the leader
+    assert not runner.trails((1, 5, 0), 0.1, 32)  # no other rate of its trial ran
+    runner.traces[0, 5, 0] = [(16, 0.45)]  # started late: at step 16 the rival had 0.5
+    assert not runner.trails((0, 5, 0), 0.1, 16)
+
+
+def test_the_race_stops_trailing_runs_and_keeps_every_outcome(monkeypatch):
+    """Failing trials (N > CAPACITY) climb towards 0.5, the slow rate long behind the fast one: raced, the
+    slow run stops early; every trial has the same outcome. (Which rate decides a stored trial may change:
+    runs freed sooner let the next trial's runs start at different spans, and the first to reach the
+    criterion decides.)"""
+    stopped = []  # (seed, N, rate index, steps) of every run that stopped
+    advance = queue.RunQueue.advance
+
+    def recording(self):
+        out = advance(self)
+        stopped.extend((*run, steps) for run, (_, _, steps) in out)
+        return out
+
+    monkeypatch.setattr(queue.RunQueue, "advance", recording)
+    n_plain, _, trials = _search(Fake())
+    slow_plain = [steps for _, N, j, steps in stopped if N > CAPACITY and j == 0]
+    stopped.clear()
+    n_race, _, raced = _search(Racing())
+    slow_raced = [steps for _, N, j, steps in stopped if N > CAPACITY and j == 0]
+    assert n_race == n_plain == (CAPACITY, CAPACITY)
+    assert sorted((t.seed, t.N, t.stored) for t in trials) == sorted((t.seed, t.N, t.stored) for t in raced)
+    assert slow_plain and min(slow_plain) == Fake.settings.n_steps  # without the race: the whole budget
+    # raced, most slow runs stop at step 32 (a slow run that started when its rival had not yet: no rival
+    # of its age to compare with, so it goes on)
+    assert slow_raced and min(slow_raced) >= Racing.race[1] and sum(slow_raced) < sum(slow_plain) / 2

@@ -13,8 +13,9 @@ trial. Every slot's problem is padded to one size (the family's pad of the large
 compiled program serves every size of a search as long as the pad holds.
 
 A family may also run ahead (``speculate``: spare slots train the sizes a bracket tests next, and one decided
-ahead may take the current trial's place, see :func:`search_queued`) and give up on runs whose progress cannot
-reach the criterion (``hopeless``, judged on each run's (step, best) after every span, see :class:`RunQueue`).
+ahead may take the current trial's place, see :func:`search_queued`), give up on runs whose progress cannot
+reach the criterion (``hopeless``, judged on each run's (step, best) after every span) and stop the runs that
+trail another learning rate of their trial far behind (``race``, see :class:`RunQueue`).
 
 Nothing depends on timing: the schedule, and so every number, is a function of the family, the seeds and
 the device count.
@@ -33,8 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from factrecall.core.base import Key, Params
-from factrecall.core.engine import Problem, Settings, best_rate
-from factrecall.core.runs import Runs, advance_runs, start_runs
+from factrecall.core.engine import Problem, Settings
+from factrecall.core.runs import Runs, advance_runs, decide, start_runs
 from factrecall.core.search import Bracket, Trial, largest, next_sizes, status_line
 
 Slot = tuple[int, int, int]
@@ -57,7 +58,7 @@ class Family(Protocol):
     criterion: float
     first_step: float
     settings: Settings
-    # optional: speculate, span (see search_queued) and hopeless(N, trace) (see RunQueue)
+    # optional: speculate, span (see search_queued), hopeless(N, trace) and race (see RunQueue)
 
     def problem(self, pad: int) -> Problem:
         """The engine problem the runs train when padded to ``pad`` (one compiled program per pad)."""
@@ -89,7 +90,10 @@ class RunQueue:
     ``queue`` holds the runs waiting for a slot, in order; :meth:`advance` places them, runs one span and
     returns the runs that stopped; :meth:`drop` forgets a decided trial's other runs. After every span each
     running run's (step, best metric) is appended to its trace, and a family with ``hopeless(N, trace)``
-    stops the runs it gives up on (reported as stopped, with their best metric and steps so far).
+    stops the runs it gives up on (reported as stopped, with their best metric and steps so far). A family
+    with ``race = (margin, after)`` also stops a run that, at step t ≥ ``after``, trails the best its trial's
+    other runs (same seed and N, other learning rates) had reached by step t by more than ``margin``: a trial
+    is decided by its best rate, so a run that far behind only costs steps (:meth:`trails`).
     """
 
     def __init__(self, family: Family, n_slots: int, span: int, *, compact: bool = True):
@@ -187,14 +191,35 @@ class RunQueue:
 
     def _judge(self, h: Runs) -> None:
         """Record each running run's (step, best metric) after the span; stop those the family's
-        ``hopeless(N, trace)`` gives up on (a family without it: none)."""
+        ``hopeless(N, trace)`` gives up on and those that :meth:`trails` (a family without either: none)."""
         hopeless = getattr(self.family, "hopeless", None)
-        if hopeless is None:
+        race = getattr(self.family, "race", None)
+        if hopeless is None and race is None:
             return
-        for i, x in enumerate(self.slots):
-            if x is not None and h.active[i]:
-                self.traces.setdefault(x, []).append((int(h.step[i]), float(h.best[i])))
-                h.active[i] = not hopeless(x[1], self.traces[x])
+        running = [(i, x) for i, x in enumerate(self.slots) if x is not None and h.active[i]]
+        for i, x in running:
+            self.traces.setdefault(x, []).append((int(h.step[i]), float(h.best[i])))
+        for i, x in running:
+            given_up = hopeless is not None and hopeless(x[1], self.traces[x])
+            h.active[i] = not (given_up or (race is not None and self.trails(x, *race)))
+
+    def trails(self, run: Slot, margin: float, after: int) -> bool:
+        """Whether ``run``, at its last traced step t ≥ ``after``, is more than ``margin`` below the best
+        metric any other run of its trial (same seed and N) had by step t. Runs compared at equal steps (a
+        run started later is compared with what the others had at its age), so a rate is never stopped for
+        starting late; a trial's other runs that stopped keep their traces (a run of the same trial and
+        rate is the same computation, so an earlier attempt's trace is as good as its own)."""
+        t, best = self.traces[run][-1]
+        if t < after:
+            return False
+        rivals = [
+            b
+            for other, trace in self.traces.items()
+            if other[:2] == run[:2] and other != run
+            for s, b in trace
+            if s <= t
+        ]
+        return bool(rivals) and best < max(rivals) - margin
 
     def drop(self, seed: int, size: int | None = None) -> None:
         """Forget ``seed``'s queued and running runs (those of ``size`` only, if given)."""
@@ -207,32 +232,6 @@ class RunQueue:
 
     def pending(self, seed: int) -> list[Slot]:  # seed's runs, queued or running
         return [x for x in self.slots + self.queue if x is not None and x[0] == seed]
-
-
-def decide(
-    criterion: float,
-    seed: int,
-    N: int,
-    lrs: Sequence[float | None],
-    best: Sequence[float],
-    diverged: Sequence[bool],
-    steps: Sequence[int],
-) -> Trial:
-    """The :class:`Trial` of (seed, N) from its finished runs, one per learning rate (in grid order).
-
-    The rate kept is :func:`~factrecall.core.engine.best_rate`'s; the trial stores N when that run's best
-    metric reaches ``criterion``. When no run qualifies (all diverged before their first evaluation), the
-    trial failed with a NaN accuracy.
-
-    >>> decide(0.99, 0, 3, (0.1, 1.0), (0.5, 1.0), (False, False), (64, 32)).lr
-    1.0
-    """
-    n_diverged = int(sum(bool(x) for x in diverged))
-    j = best_rate(best, diverged)
-    if j is None:
-        return Trial(seed, N, False, float("nan"), None, n_diverged, int(max(steps)))
-    accuracy = float(best[j])
-    return Trial(seed, N, accuracy >= criterion, accuracy, lrs[j], n_diverged, int(steps[j]))
 
 
 def decided(family: Family, seed: int, N: int, results: dict[int, Outcome]) -> Trial | None:

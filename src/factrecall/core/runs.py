@@ -4,7 +4,8 @@ of a run that stopped (a work queue of runs; :mod:`factrecall.memories.queue` us
 The runs take exactly the chunks of the engine (:func:`factrecall.core.engine.train_chunk`): the same
 optimizer steps and evaluations as :func:`factrecall.core.engine.train`, run by run. Unlike ``train``,
 where the L runs of one problem start and stop together inside one program, each run here has its own
-step count and stops on its own.
+step count and stops on its own. :func:`decide` turns the runs of one trial (one per learning rate) into its
+:class:`~factrecall.core.search.Trial`.
 
 Paper: Appendix B (training recipes); SPEC §1.2–1.4.
 """
@@ -12,14 +13,24 @@ Paper: Appendix B (training recipes); SPEC §1.2–1.4.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from factrecall.core.base import Array, Float, Int, Key, Params
-from factrecall.core.engine import Problem, Settings, make_optimizer, select, shard, train_chunk, validate
+from factrecall.core.engine import (
+    Problem,
+    Settings,
+    best_rate,
+    make_optimizer,
+    select,
+    shard,
+    train_chunk,
+    validate,
+)
+from factrecall.core.search import Trial
 
 
 class Runs(NamedTuple):
@@ -133,3 +144,29 @@ def advance_runs(
     if n_dev > 1 and K % n_dev == 0:
         args = shard(args, n_dev)
     return _advancer(problem, settings)(*args, jnp.asarray(span, jnp.int32))
+
+
+def decide(
+    criterion: float,
+    seed: int,
+    N: int,
+    lrs: Sequence[float | None],
+    best: Sequence[float],
+    diverged: Sequence[bool],
+    steps: Sequence[int],
+) -> Trial:
+    """The :class:`Trial` of (seed, N) from its finished runs, one per learning rate (in grid order).
+
+    The rate kept is :func:`~factrecall.core.engine.best_rate`'s; the trial stores N when that run's best
+    metric reaches ``criterion``. When no run qualifies (all diverged before their first evaluation), the
+    trial failed with a NaN accuracy.
+
+    >>> decide(0.99, 0, 3, (0.1, 1.0), (0.5, 1.0), (False, False), (64, 32)).lr
+    1.0
+    """
+    n_diverged = int(sum(bool(x) for x in diverged))
+    j = best_rate(best, diverged)
+    if j is None:
+        return Trial(seed, N, False, float("nan"), None, n_diverged, int(max(steps)))
+    accuracy = float(best[j])
+    return Trial(seed, N, accuracy >= criterion, accuracy, lrs[j], n_diverged, int(steps[j]))

@@ -137,7 +137,7 @@ def decide(
     steps: Sequence[int],
 ) -> Trial:
     """The :class:`Trial` of (seed, N) from its finished runs at ``spec``'s criterion
-    (:func:`factrecall.core.queue.decide`).
+    (:func:`factrecall.core.runs.decide`).
 
     >>> from factrecall.memories.spec import recipe
     >>> decide(recipe("linear", 4), 0, 3, (0.1, 1.0), (0.5, 1.0), (False, False), (64, 32)).lr
