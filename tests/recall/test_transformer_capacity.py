@@ -135,3 +135,14 @@ def test_bad_specs(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         shape = {"d": 8, "H": 2, "d_h": 2, "m": 8, "D": 8, "scaling": "linear"}
         tc.validate_spec(tc.Spec(**{**shape, "recipe": FAST, "lrs": (3e-2,), "patience": None, **kwargs}))
+
+
+def test_the_race_runs_only_on_long_budgets():
+    """The race (a run far behind another rate of its trial stops) starts at a quarter of the budget and never
+    before 4,096 steps: on the default 16,384-step recipe from step 4,096; on 4,096 steps (the quick recipe)
+    and shorter budgets not at all, where a slow rate far behind early can still be the one that stores."""
+    spec = lambda n: tc.Spec(8, 2, 2, 4, 3, "linear", Recipe(n, 64, 128, 0.99), (1e-2, 3e-2), None)  # noqa: E731
+    assert tc.TransformerFamily(spec(16384)).race == (tc.RACE_MARGIN, 4096) == (0.1, 4096)
+    assert tc.TransformerFamily(spec(32768)).race == (0.1, 8192)
+    assert tc.TransformerFamily(spec(8192)).race == (0.1, 4096)
+    assert tc.TransformerFamily(spec(4096)).race is None and tc.TransformerFamily(spec(1024)).race is None

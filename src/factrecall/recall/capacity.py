@@ -69,14 +69,17 @@ SPAN_PERIODS = 2  # evaluation periods between refills of the work queue's slots
 # STALL_FACTOR times faster than it rose over the last STALL_WINDOW of the budget, stays short at it stops
 STALL_WINDOW = 0.25
 STALL_FACTOR = 2.0
-# the race (core.queue.RunQueue.trails): from RACE_AFTER of the budget on, a run whose best accuracy is more
-# than RACE_MARGIN below what another rate of its trial had reached by the same step stops (the trial keeps
-# its best rate). Chosen on the traces of 7 searches of 3 seeds (the 6 quick Figure 4 shapes at their recipe,
-# the d = 16 one at the default recipe): no trial's outcome changes with it; after a quarter of the budget a
-# run that went on to store trailed by at most 0.079 (0.047 where no other rate stored), while from an eighth
-# of the budget on the same margin would have lost 6 stored trials of the quick shapes
+# the race (core.queue.RunQueue.trails): from RACE_AFTER of the budget on, never before RACE_MIN_STEPS, a run
+# whose best accuracy is more than RACE_MARGIN below what another rate of its trial had reached by the same
+# step stops (the trial keeps its best rate). Chosen on the traces of 7 searches of 3 seeds (the 6 quick
+# Figure 4 shapes at their recipe, the d = 16 one at the default recipe; benchmarks/trace_rules.py): no
+# stored trial is lost with it, and after a quarter of the budget a run that went on to store trailed by at
+# most 0.079. Not a guarantee: on a 1,024-step budget a rate 0.58 behind at a quarter of it went on to store
+# alone, and at the default recipe a 1e-3 run 0.12 behind at 4,096 steps ended its (failed) trial ahead.
+# Hence the floor: the race runs only where a quarter of the budget is ≥ 4,096 steps (the default recipe)
 RACE_MARGIN = 0.1
 RACE_AFTER = 0.25
+RACE_MIN_STEPS = 4096
 # a capacity trial evaluates as the paper does, every 128 steps, in 2 fresh contexts per fact
 TRIAL_EVAL_EVERY = 128
 TRIAL_CONTEXTS = 2
@@ -238,7 +241,8 @@ class TransformerFamily:
             warmup=r.n_steps // 32,
             patience=spec.patience,
         )
-        self.race = (RACE_MARGIN, int(RACE_AFTER * r.n_steps))  # see core.queue.RunQueue.trails
+        after = max(int(RACE_AFTER * r.n_steps), RACE_MIN_STEPS)
+        self.race = (RACE_MARGIN, after) if after < r.n_steps else None  # see RACE_MARGIN
         self.weights: dict[int, Params] = {}
         self.pads: set[int] = set()  # the buckets used: one compiled program each
 
