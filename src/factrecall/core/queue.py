@@ -212,13 +212,9 @@ class RunQueue:
         t, best = self.traces[run][-1]
         if t < after:
             return False
-        rivals = [
-            b
-            for other, trace in self.traces.items()
-            if other[:2] == run[:2] and other != run
-            for s, b in trace
-            if s <= t
-        ]
+        seed, N, j = run
+        others = (self.traces.get((seed, N, i), ()) for i in range(len(self.family.lrs)) if i != j)
+        rivals = [b for trace in others for s, b in trace if s <= t]
         return bool(rivals) and best < max(rivals) - margin
 
     def drop(self, seed: int, size: int | None = None) -> None:
