@@ -67,21 +67,16 @@ def collect(args: argparse.Namespace) -> None:
     print(f"{args.out}: N* per seed {record['facts_per_seed']}, {result.seconds:.0f} s, {len(stops)} runs")
 
 
-def stall(factor: float, window: float, n_steps: int) -> Rule:
-    """The stall rule (``recall.capacity.hopeless``) at another factor/window; patience's floor as there."""
+def stall(factor: float, window: float, n_steps: int, criterion: float) -> Rule:
+    """The stall rule (``recall.capacity.hopeless``) at another factor/window, with its family's floor
+    (``TransformerFamily.stall_below``: two facts short of the criterion)."""
 
     def rule(trace: Trace, N: int, rivals: float) -> bool:
         S, R, _ = tc.sizes(N, "linear", 8)
-        return tc_hopeless(trace, n_steps, factor, window, 0.99 - 2.0 / (S * R))
+        below = criterion - 2.0 / (S * R)
+        return tc.hopeless(trace, n_steps, criterion, below, factor=factor, window=window)
 
     return rule
-
-
-def tc_hopeless(trace: Trace, n_steps: int, factor: float, window: float, below: float) -> bool:
-    t, b = trace[-1]
-    w = window * n_steps
-    earlier = [b0 for t0, b0 in trace if t0 == t - w]
-    return bool(earlier) and b < below and b + factor * (b - earlier[0]) * (n_steps - t) / w < 0.99
 
 
 def race(margin: float, after: float, n_steps: int, base: Rule) -> Rule:
@@ -101,8 +96,8 @@ def replay(path: str) -> None:
         traces[tuple(run)].append((step, best))
     final = {tuple(run): outcome for run, outcome in rec["stopped"]}  # (best, diverged, steps)
     steps = {r: final[r][2] if r in final else traces[r][-1][0] for r in traces}
-    now = stall(2.0, 0.25, T)
-    rules = {"stall factor 1 (no race)": stall(1.0, 0.25, T)}
+    now = stall(tc.STALL_FACTOR, tc.STALL_WINDOW, T, crit)
+    rules = {"stall factor 1 (no race)": stall(1.0, tc.STALL_WINDOW, T, crit)}
     for margin in (0.1, 0.15):
         for after in (1 / 16, 1 / 8, 1 / 4):
             rules[f"race {margin}, from {after:g} of the budget"] = race(margin, after, T, now)

@@ -74,9 +74,8 @@ STALL_FACTOR = 2.0
 # step stops (the trial keeps its best rate). Chosen on the traces of 7 searches of 3 seeds (the 6 quick
 # Figure 4 shapes at their recipe, the d = 16 one at the default recipe; benchmarks/trace_rules.py): no
 # stored trial is lost with it, and after a quarter of the budget a run that went on to store trailed by at
-# most 0.079. Not a guarantee: on a 1,024-step budget a rate 0.58 behind at a quarter of it went on to store
-# alone, and at the default recipe a 1e-3 run 0.12 behind at 4,096 steps ended its (failed) trial ahead.
-# Hence the floor: the race runs only where a quarter of the budget is ≥ 4,096 steps (the default recipe)
+# most 0.079. Not a guarantee (hence the floor): on a 1,024-step budget a rate 0.58 behind at a quarter of it
+# went on to store alone; at the default recipe a 1e-3 run 0.12 behind at 4,096 steps ended its trial ahead
 RACE_MARGIN = 0.1
 RACE_AFTER = 0.25
 RACE_MIN_STEPS = 4096
@@ -199,13 +198,20 @@ def _pad_of(k: int) -> int:
     return 4 * math.ceil(PAD_HEADROOM * k / 4)
 
 
-def hopeless(trace: Sequence[tuple[int, float]], n_steps: int, criterion: float, below: float) -> bool:
+def hopeless(
+    trace: Sequence[tuple[int, float]],
+    n_steps: int,
+    criterion: float,
+    below: float,
+    factor: float = STALL_FACTOR,
+    window: float = STALL_WINDOW,
+) -> bool:
     """Whether a run with ``trace`` (its (step t, best accuracy b) after each span) is given up.
 
-    With b₀ its best w = :data:`STALL_WINDOW` · T steps earlier (T = ``n_steps``), a run more than two
-    facts short of the criterion (b < ``below``, as patience) stops when even
-    b + STALL_FACTOR · (b − b₀) · (T − t) / w < criterion: at :data:`STALL_FACTOR` times the pace of its
-    last w steps it would not reach the criterion by the budget.
+    With b₀ its best w = ``window`` · T steps earlier (T = ``n_steps``; default :data:`STALL_WINDOW`), a run
+    more than two facts short of the criterion (b < ``below``, as patience) stops when even
+    b + factor · (b − b₀) · (T − t) / w < criterion: at ``factor`` (default :data:`STALL_FACTOR`) times the
+    pace of its last w steps it would not reach the criterion by the budget.
 
     >>> trace = [(1024, 0.55), (2048, 0.6)]
     >>> hopeless(trace, 4096, 0.99, 0.9), hopeless(trace, 4096, 0.99, 0.5)  # 0.6 + 2·0.05·2 < 0.99
@@ -214,11 +220,11 @@ def hopeless(trace: Sequence[tuple[int, float]], n_steps: int, criterion: float,
     False
     """
     t, b = trace[-1]
-    w = STALL_WINDOW * n_steps
+    w = window * n_steps
     earlier = [b0 for t0, b0 in trace if t0 == t - w]
     if not earlier or b >= below:
         return False
-    return b + STALL_FACTOR * (b - earlier[0]) * (n_steps - t) / w < criterion
+    return b + factor * (b - earlier[0]) * (n_steps - t) / w < criterion
 
 
 class TransformerFamily:
