@@ -38,6 +38,7 @@ FLAGS = {
     "--seed": "seed",
     "--scaling": "scaling",
     "--patience": "patience",
+    "--early-stops": "early_stops",
     "--procedure": "procedure",
     "--mechanism": "mechanism",
     "--attention-share": "attention_share",

@@ -108,8 +108,9 @@ def test_paper_capacity_of_the_tiny_shape(tiny_capacity):
 
 def test_the_point_resolves_the_papers_settings_and_refuses_others():
     point = TransformerCapacityPoint(procedure="paper")
-    assert (point.criterion_on, point.patience) == ("sampled", 0)
+    assert (point.criterion_on, point.patience, point.early_stops) == ("sampled", 0, False)
     assert point.spec.criterion_on == "sampled" and point.spec.patience is None
+    assert not point.spec.early_stops and TransformerCapacityPoint().spec.early_stops
     again = TransformerCapacityPoint(**point.model_dump())  # a sweep's resolved point builds again
     assert again == point and TransformerCapacityPoint().procedure == "ours"
     with pytest.raises(
@@ -118,6 +119,10 @@ def test_the_point_resolves_the_papers_settings_and_refuses_others():
         build(TransformerCapacityPoint, {"procedure": "paper", "criterion_on": "every-fact"})
     with pytest.raises(ConfigError, match=r"patience \(--patience\): procedure 'paper' has none.*got 512"):
         build(TransformerCapacityPoint, {"procedure": "paper", "patience": 512})
+    with pytest.raises(
+        ConfigError, match=r"early_stops \(--early-stops\): .*allowed false or unset, got True"
+    ):
+        build(TransformerCapacityPoint, {"procedure": "paper", "early_stops": True})
     with pytest.raises(ConfigError, match="bounds must be two integers"):
         pp.check_bounds((3, 3))
 
@@ -144,13 +149,18 @@ def test_cli_procedure_flag_and_json_key(capsys, monkeypatch):
     monkeypatch.setattr(tc, "capacity", fake(None))
     code, out, _ = _run(capsys, "--procedure", "paper", "--json", "--quiet")
     assert code == 0 and json.loads(out)["procedure"] == "paper"
-    assert specs[-1].criterion_on == "sampled" and specs[-1].patience is None
+    assert specs[-1].criterion_on == "sampled" and specs[-1].patience is None and not specs[-1].early_stops
     code, out, _ = _run(capsys, "--json", "--quiet")
     assert code == 0 and json.loads(out)["procedure"] == "ours"
-    assert specs[-1].criterion_on == "every-fact" and specs[-1].patience == 2048
+    assert specs[-1].criterion_on == "every-fact" and specs[-1].patience == 2048 and specs[-1].early_stops
+    code, out, _ = _run(capsys, "--no-early-stops", "--json", "--quiet")
+    assert code == 0 and not specs[-1].early_stops and specs[-1].patience == 2048
     code, _, err = _run(capsys, "--procedure", "paper", "--criterion-on", "every-fact")
     assert code == 2 and "error: criterion_on (--criterion-on): procedure 'paper'" in err
     code, _, err = _run(capsys, "--procedure", "paper", "--patience", "64")
-    assert code == 2 and "got 64" in err and len(specs) == 2
+    assert code == 2 and "got 64" in err and len(specs) == 3
+    code, _, err = _run(capsys, "--procedure", "paper", "--early-stops")
+    assert code == 2 and "error: early_stops (--early-stops): procedure 'paper' has none" in err
+    assert len(specs) == 3
     code, _, err = _run(capsys, "--procedure", "theirs")
     assert code == 2 and "--procedure" in err

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from factrecall.core.errors import ConfigError
+from factrecall.experiments.specs import TransformerCapacityPoint, build
 from factrecall.recall import capacity as tc
 from factrecall.recall import padded
 from factrecall.recall.task import recall_task
@@ -146,3 +147,26 @@ def test_the_race_runs_only_on_long_budgets():
     assert tc.TransformerFamily(spec(32768)).race == (0.1, 8192)
     assert tc.TransformerFamily(spec(8192)).race == (0.1, 4096)
     assert tc.TransformerFamily(spec(4096)).race is None and tc.TransformerFamily(spec(1024)).race is None
+
+
+def test_without_early_stops_a_failing_run_trains_its_budget(tiny_capacity, monkeypatch):
+    """``early_stops`` off: neither the race nor the stall rule stops a run (on the same search with them on,
+    the stall rule stops runs at step 768), so with no patience a failed trial trains the whole budget; the
+    record says which ran (the compiled program is the same)."""
+    fields = {**tiny_capacity.fields, "patience": 0}
+    on = build(TransformerCapacityPoint, fields).spec
+    off = build(TransformerCapacityPoint, {**fields, "early_stops": False}).spec
+    assert on.early_stops and not off.early_stops and off._replace(early_stops=True) == on
+    longer = lambda s: tc.TransformerFamily(s._replace(recipe=s.recipe._replace(n_steps=16384)))  # noqa: E731
+    assert longer(on).race == (0.1, 4096) and longer(off).race is None
+    asked = []  # what the stall rule answered
+    rule = tc.hopeless
+    monkeypatch.setattr(tc, "hopeless", lambda *a, **k: asked.append(rule(*a, **k)) or asked[-1])
+    with_stops = tc.capacity(on, (0,), guess=2)
+    assert any(asked)  # with early stops on, the stall rule stopped runs of this search
+    asked.clear()
+    result = tc.capacity(off, (0,), guess=2)
+    assert asked == []  # off: never asked
+    failed = [t for t in result.trials if not t.stored]
+    assert failed and all(t.steps == off.recipe.n_steps for t in failed)
+    assert result.summary()["early_stops"] is False and with_stops.summary()["early_stops"] is True

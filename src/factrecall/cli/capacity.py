@@ -139,6 +139,16 @@ def capacity_transformer(
     patience: Annotated[
         int, typer.Option("--patience", help="Stop a trial after this many steps without gain (0: never).")
     ] = TRANSFORMER.patience,
+    early_stops: Annotated[
+        bool,
+        typer.Option(
+            "--early-stops/--no-early-stops",
+            help="Stop runs that cannot store: the stall rule (at twice its recent pace a run would miss the "
+            "criterion by the budget) and the race (from a quarter of a budget > 4,096 steps, a run 0.1 "
+            "below another rate of its trial). --no-early-stops: a run stops only at the criterion, "
+            "--patience or its budget (slower; for audits). The JSON's early_stops says which ran.",
+        ),
+    ] = TRANSFORMER.early_stops,
     procedure: Annotated[
         str,
         typer.Option(
@@ -146,17 +156,17 @@ def capacity_transformer(
             help="How the size is searched: ours (the default; the rates run side by side, patience) or "
             "paper (the authors' search: S = R = k bisected on [1, hi], hi ≥ 2·√(0.15·params), with lo "
             "assumed stored and hi assumed failing; the rates tried in the order given, the first that "
-            "stores accepted; criterion on 1,024 sampled sequences; no patience). With paper, --criterion-on "
-            "other than sampled or --patience > 0 is an error. The JSON's procedure says which ran.",
+            "stores accepted; criterion on 1,024 sampled sequences; no patience, no early stops). With "
+            "paper, --criterion-on other than sampled, --patience > 0 or --early-stops is an error. The "
+            "JSON's procedure says which ran.",
         ),
     ] = TRANSFORMER.procedure,
     as_json: JsonFlag = False,
     quiet: QuietFlag = False,
 ) -> None:
     """Largest fact set S·R a one-layer transformer stores over every fact (best over the lr grid)."""
-    point = build(
-        TransformerCapacityPoint, _given(ctx, locals(), "criterion_on", "patience"), seeds=seed_list(seeds)
-    )
+    given = _given(ctx, locals(), "criterion_on", "patience", "early_stops")
+    point = build(TransformerCapacityPoint, given, seeds=seed_list(seeds))
     label = f"capacity transformer d={d} H={H} d_h={d_h} m={m}"
     label += " (the paper's procedure)" if procedure == "paper" else ""
     with bar(label, quiet=quiet) as update:

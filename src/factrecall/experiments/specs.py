@@ -6,8 +6,7 @@ This module owns the point models (:class:`MemoryCapacityPoint`, :class:`Transfo
 :func:`build`. Commands, sweep files, figures and the Python API build these models and call the same
 :meth:`Point.run`, which returns the run's JSON record (a command adds its ``run``/``spec``/``saved``/
 ``files`` keys). Building a model validates it once: pydantic checks types and ranges, then the library
-validates the spec the model makes (a :class:`ConfigError` naming the field, the value and what is
-allowed); below, the library trusts it.
+checks the spec it makes (a :class:`ConfigError` names field, value and what is allowed); then trusted.
 
 Paper: §3 (memories), §4 (transformers and constructions), §5 (dynamics), editing (beyond); SPEC §7–8.
 """
@@ -232,6 +231,7 @@ class TransformerCapacityPoint(Point):
         criterion, seeds: fraction that must be answered; one capacity per seed.
         criterion_on: ``every-fact`` (every fact in 2 fixed fresh contexts) or ``sampled`` (1,024 sequences).
         patience: a run stops after this many steps without gain while more than two facts short (0: never).
+        early_stops: the stall rule and the race stop runs that cannot store (false: none; README "Budget").
         procedure: ``ours`` or ``paper`` (the authors' search: :mod:`factrecall.recall.paper_procedure`).
     """
 
@@ -248,6 +248,7 @@ class TransformerCapacityPoint(Point):
     criterion: Criterion = 0.99
     criterion_on: Literal["every-fact", "sampled"] = "every-fact"
     patience: NonNeg = 2048
+    early_stops: bool = True
     seeds: Seeds = [0]
     procedure: Literal["ours", "paper"] = "ours"
 

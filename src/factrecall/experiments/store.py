@@ -83,15 +83,27 @@ class Record(NamedTuple):
     seconds: float
 
 
-def point_key(point: dict[str, Any]) -> str:
-    """Canonical JSON of a point: sorted keys, no spaces, ``None`` values dropped (TOML has no null).
+# fields added to a point model after stores were written with it, each at the default that does what the
+# point did before the field existed: there the key leaves it out, so a resumed sweep finds an older store's
+# points (a sweep's points are keyed resolved, every field written out)
+ADDED_DEFAULTS: dict[str, Any] = {"early_stops": True}
 
-    >>> point_key({"m": None, "d": 8, "seeds": [0, 1]})
+
+def point_key(point: dict[str, Any]) -> str:
+    """Canonical JSON of a point: sorted keys, no spaces, ``None`` values dropped (TOML has no null), and
+    the fields of :data:`ADDED_DEFAULTS` dropped at their defaults.
+
+    >>> point_key({"m": None, "d": 8, "seeds": [0, 1], "early_stops": True})
     '{"d":8,"seeds":[0,1]}'
+    >>> point_key({"d": 8, "early_stops": False})
+    '{"d":8,"early_stops":false}'
     """
-    return json.dumps(
-        {k: v for k, v in point.items() if v is not None}, sort_keys=True, separators=(",", ":")
-    )
+    kept = {
+        k: v
+        for k, v in point.items()
+        if v is not None and not (k in ADDED_DEFAULTS and v == ADDED_DEFAULTS[k])
+    }
+    return json.dumps(kept, sort_keys=True, separators=(",", ":"))
 
 
 def _seeds(point: dict[str, Any]) -> list[Any]:

@@ -9,12 +9,11 @@ rate and seed of a search is one compiled program (the problems are padded to a 
 :mod:`factrecall.recall.padded`), stopped runs free their slots, and a run more than two facts short of the
 criterion stops when it gained nothing for ``patience`` steps or when its pace cannot reach the criterion
 by the budget (:func:`hopeless`), and a run far behind another learning rate of its trial stops too (the
-race: :data:`RACE_MARGIN`). The search starts below the paper's guide (success is cheap, failure
-costs the budget), and a one-seed search runs ahead: the seed's spare slots train the sizes its bracket may
-test next (if the current trial fails, if it stores, and so on), and the one the bracket picks keeps its
-steps; a smaller size that fails ahead decides the current trial as failed (a larger one that stores, as
-stored) — the same sizes as without running ahead when storing is monotone in the size, decided sooner
-(several seeds keep the slots busy themselves: :data:`SPECULATE`).
+race: :data:`RACE_MARGIN`; neither with ``early_stops`` off). The search starts below the paper's guide
+(success is cheap, failure costs the budget), and a one-seed search runs ahead: the seed's spare slots train
+the sizes its bracket may test next, and the one the bracket picks keeps its steps; a smaller size that fails
+ahead decides the current trial as failed (a larger one that stores, as stored) — the same sizes as without
+running ahead when storing is monotone in the size, decided sooner (:data:`SPECULATE`).
 
 Sizes are indexed by one integer n. ``linear`` (S = R, Figure 4's) grows one subject or one relation at a
 time: n ↦ (S, R) = (⌊n/2⌋ + 1, ⌈n/2⌉), i.e. (1, 1), (2, 1), (2, 2), (3, 2), …, so a finished bracket is
@@ -57,12 +56,9 @@ FACTS_PER_PARAM_GUIDE = PAPER["transformer_facts_per_param"].value
 FIRST_GUESS_FACTS_PER_PARAM = 0.11
 # trials' worth of runs a seed holds ahead of its current trial (core.queue.search_queued), in a one-seed
 # search only: on a CPU a run ahead costs a step as much as a deciding run, so it pays only where the search
-# is otherwise sequential (one seed: 33-44 s vs 51-63 s on the quick point); several seeds keep the slots busy
-# themselves (three seeds of the quick point: 172 s with it, 85 s without, the same N*). One trial ahead (the
-# size after the current one fails, then after it stores) rather than two: the size after a failure, when it
-# fails, decides the current trial (a larger size fails too) long before that trial's own budget is spent,
-# and the narrower batch steps faster (the six quick Figure 4 points: 59 s with 1, 81 s with 2; the d = 16
-# default-recipe example: 136 s with 1, 185 s with 2)
+# is otherwise sequential (one seed: 33-44 s vs 51-63 s on the quick point; three seeds: 172 s with, 85 s
+# without, the same N*). One trial ahead, not two: the size after a failure, when it fails, decides the
+# current trial before its budget is spent, and fewer slots step faster (quick: 59 vs 81 s; d = 16: 136/185)
 SPECULATE = 1
 SPAN_PERIODS = 2  # evaluation periods between refills of the work queue's slots
 # the stall rule (:func:`hopeless`): a run more than two facts short whose best accuracy, extrapolated
@@ -100,6 +96,7 @@ class Spec(NamedTuple):
         T: sequence length.
         criterion_on: ``every-fact`` (every fact in the recipe's contexts) or ``sampled`` (the paper's
             1,024 sampled test sequences).
+        early_stops: the stall rule (:func:`hopeless`) and the race (:data:`RACE_MARGIN`) stop runs.
     """
 
     d: int
@@ -113,6 +110,7 @@ class Spec(NamedTuple):
     patience: int | None
     T: int = 32
     criterion_on: str = "every-fact"
+    early_stops: bool = True
 
 
 def trial_recipe(n_steps: int, batch: int, criterion: float) -> Recipe:
@@ -166,8 +164,8 @@ def spec_of(fields: Mapping[str, Any]) -> Spec:
     :class:`ConfigError` names the bad field)."""
     recipe = trial_recipe(fields["n_steps"], fields["batch"], fields["criterion"])
     shape = [fields[k] for k in ("d", "H", "d_h", "m", "D", "scaling")]
-    patience = fields["patience"] or None
-    spec = Spec(*shape, recipe, tuple(fields["lrs"]), patience, criterion_on=fields["criterion_on"])
+    patience, on, stops = fields["patience"] or None, fields["criterion_on"], fields.get("early_stops", True)
+    spec = Spec(*shape, recipe, tuple(fields["lrs"]), patience, criterion_on=on, early_stops=stops)
     validate_spec(spec)
     return spec
 
@@ -248,7 +246,7 @@ class TransformerFamily:
             patience=spec.patience,
         )
         after = max(int(RACE_AFTER * r.n_steps), RACE_MIN_STEPS)
-        self.race = (RACE_MARGIN, after) if after < r.n_steps else None  # see RACE_MARGIN
+        self.race = (RACE_MARGIN, after) if spec.early_stops and after < r.n_steps else None  # RACE_MARGIN
         self.weights: dict[int, Params] = {}
         self.pads: set[int] = set()  # the buckets used: one compiled program each
 
@@ -286,7 +284,8 @@ class TransformerFamily:
         return self.criterion - 2.0 / (S * R)
 
     def hopeless(self, N: int, trace: Sequence[tuple[int, float]]) -> bool:
-        return hopeless(trace, self.settings.n_steps, self.criterion, self.stall_below(N))
+        stops = self.spec.early_stops
+        return stops and hopeless(trace, self.settings.n_steps, self.criterion, self.stall_below(N))
 
 
 class Result(NamedTuple):
@@ -335,6 +334,7 @@ class Result(NamedTuple):
             "scaling": spec.scaling,
             "criterion": spec.recipe.criterion,
             "criterion_on": spec.criterion_on,
+            "early_stops": spec.early_stops,
             "method": "trained",
             "lrs": list(spec.lrs),
             "params": counts.paper,

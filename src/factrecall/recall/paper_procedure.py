@@ -236,7 +236,7 @@ class PaperResult(NamedTuple):
         k and k + 1, ``None`` when k + 1 is the untested ceiling; ``criterion_on`` = ``sampled``; ``trials``
         = the (seed, k) tested), plus ``procedure`` = ``paper``, ``bounds``, ``k_per_seed``,
         ``floor_untested`` (seeds whose k is the untested floor) and ``runs`` (one per (seed, k, rate))."""
-        spec = self.spec._replace(criterion_on="sampled", patience=None)
+        spec = self.spec._replace(criterion_on="sampled", patience=None, early_stops=False)
         n_per_seed = tuple(tc.index_of(k, spec.scaling) for k in self.k_per_seed)
         capped = any(self.failed(s) is None for s in self.seeds)
         ours = tc.Result(spec, n_per_seed, capped, self.trials(), self.seeds, self.seconds, self.buckets)
@@ -313,17 +313,23 @@ def paper_capacity(
 
 def point_fields(data: Any) -> Any:
     """A capacity point's fields before validation, with ``procedure = "paper"`` resolved: ``criterion_on``
-    becomes ``sampled`` and ``patience`` 0 (the paper measures 1,024 sampled sequences and has no patience).
+    becomes ``sampled``, ``patience`` 0 and ``early_stops`` false (the paper measures 1,024 sampled sequences
+    and stops a run only at the criterion or its budget).
 
     >>> point_fields({"procedure": "paper", "d": 8})
-    {'procedure': 'paper', 'd': 8, 'criterion_on': 'sampled', 'patience': 0}
+    {'procedure': 'paper', 'd': 8, 'criterion_on': 'sampled', 'patience': 0, 'early_stops': False}
 
     Raises:
-        ConfigError: ``paper`` with another ``criterion_on`` or a patience > 0 given explicitly.
+        ConfigError: ``paper`` with another ``criterion_on``, a patience > 0 or early stops given explicitly.
     """
     if not isinstance(data, Mapping) or data.get("procedure") != PROCEDURE:
         return data
     on, patience = data.get("criterion_on", "sampled"), data.get("patience")
+    check(
+        not data.get("early_stops"),
+        f"early_stops (--early-stops): procedure 'paper' has none (a run stops at the criterion or its "
+        f"budget): allowed false or unset, got {data.get('early_stops')!r}",
+    )
     check(
         on == "sampled",
         f"criterion_on (--criterion-on): procedure 'paper' measures its criterion on 1,024 sampled "
@@ -334,7 +340,7 @@ def point_fields(data: Any) -> Any:
         f"patience (--patience): procedure 'paper' has none (a failing run trains its whole budget): "
         f"allowed 0 or unset, got {patience!r}",
     )
-    return {**data, "criterion_on": "sampled", "patience": 0}
+    return {**data, "criterion_on": "sampled", "patience": 0, "early_stops": False}
 
 
 def capacity_of(
