@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from factrecall.core.errors import ConfigError
+from factrecall.core.queue import RunQueue, search_queued
 from factrecall.experiments.specs import TransformerCapacityPoint, build
 from factrecall.recall import capacity as tc
 from factrecall.recall import padded
@@ -170,3 +171,40 @@ def test_without_early_stops_a_failing_run_trains_its_budget(tiny_capacity, monk
     failed = [t for t in result.trials if not t.stored]
     assert failed and all(t.steps == off.recipe.n_steps for t in failed)
     assert result.summary()["early_stops"] is False and with_stops.summary()["early_stops"] is True
+
+
+def test_a_runs_numbers_do_not_depend_on_the_runs_beside_it(tiny_capacity):
+    """XLA rounds a batch of one run per device differently from one of two or more, which round alike: the
+    queue keeps at least MIN_PER_DEVICE slots per device, so a run's weights are bit-identical in 1 (raised),
+    2 or 6 slots, and a seed's trials are the same searched alone (running ahead) or beside another seed
+    (whose runs end, so the slots shrink)."""
+    spec = build(TransformerCapacityPoint, {**tiny_capacity.fields, "patience": 0}).spec
+    weights = []
+    for n_slots in (1, 2, 6):
+        family = tc.TransformerFamily(spec, 0)
+        runner = RunQueue(family, n_slots, family.span, compact=False)
+        assert runner.K >= 2 * jax.device_count() and runner.K % jax.device_count() == 0
+        runner.queue.append((0, 5, 0))  # seed 0, S·R = 3·3, the first rate: two spans of 256 steps
+        runner.advance()
+        runner.advance()
+        i = runner.slots.index((0, 5, 0))
+        weights.append([np.asarray(leaf[i]) for leaf in jax.tree_util.tree_leaves(runner.host.params)])
+    assert all(np.array_equal(a, b) for other in weights[1:] for a, b in zip(weights[0], other, strict=True))
+    alone = tc.capacity(spec, (1,), guess=2).trials
+    beside = [t for t in tc.capacity(spec, (0, 1), guess=2).trials if t.seed == 1]
+    assert sorted(alone) == sorted(beside) and len(alone) >= 2
+
+
+def test_a_size_run_ahead_never_opens_a_bucket(tiny_capacity):
+    """The bucket is the current trials' (from the guess S = R = 3: k_pad 4): two trials ahead would also run
+    S, R = 4, 3 at once, whose own bucket is 8, and pad every run to it (another rounding); so a search one or
+    two trials ahead runs the same bucket and gets the same trials."""
+    spec = build(TransformerCapacityPoint, {**tiny_capacity.fields, "patience": 0}).spec
+    outcomes = []
+    for ahead in (1, 2):
+        family = tc.TransformerFamily(spec, ahead)
+        options = {"n_max": tc.N_MAX, "rel_precision": 1e-9, "on_round": None}
+        _, _, trials = search_queued(family, [1], tc.index_of(3, "linear"), **options)
+        assert family.pads == {4}
+        outcomes.append(sorted(trials))
+    assert outcomes[0] == outcomes[1] and len(outcomes[0]) >= 2

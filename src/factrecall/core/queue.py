@@ -18,7 +18,9 @@ reach the criterion (``hopeless``, judged on each run's (step, best) after every
 trail another learning rate of their trial far behind (``race``, see :class:`RunQueue`).
 
 Nothing depends on timing: the schedule, and so every number, is a function of the family, the seeds and
-the device count.
+the device count. Nor on the slot count: a device holds ≥ :data:`MIN_PER_DEVICE` slots, as XLA rounds a
+batch of one run per device differently from one of 2 or more, which round alike (measured on CPU, 2–8 per
+device), so a run's numbers are the same whichever runs share its batch, one seed's search or several.
 
 Paper: §3 (Figure 1) and §4 (Figure 4); SPEC §1.4.
 """
@@ -38,6 +40,7 @@ from factrecall.core.engine import Problem, Settings
 from factrecall.core.runs import Runs, advance_runs, decide, start_runs
 from factrecall.core.search import Bracket, Trial, largest, next_sizes, status_line
 
+MIN_PER_DEVICE = 2  # slots per device, at least (see the module docstring)
 Slot = tuple[int, int, int]
 """A run: (seed, N, index of its learning rate in the grid)."""
 Outcome = tuple[float, bool, int]
@@ -84,8 +87,14 @@ def stack(trees: Sequence[Any]) -> Any:
     return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
 
 
+def _per_device(n: int) -> int:
+    """Slots for ``n`` runs: a multiple of the device count, at least :data:`MIN_PER_DEVICE` per device."""
+    n_dev = jax.device_count()
+    return n_dev * max(MIN_PER_DEVICE, math.ceil(n / n_dev))
+
+
 class RunQueue:
-    """Runs of a capacity search in ``n_slots`` slots, advanced ``span`` steps at a time (see the module).
+    """Runs of a search in ``n_slots`` slots (rounded up per device), advanced ``span`` steps at a time.
 
     ``queue`` holds the runs waiting for a slot, in order; :meth:`advance` places them, runs one span and
     returns the runs that stopped; :meth:`drop` forgets a decided trial's other runs. After every span each
@@ -97,8 +106,9 @@ class RunQueue:
     """
 
     def __init__(self, family: Family, n_slots: int, span: int, *, compact: bool = True):
-        self.family, self.K, self.span, self.compact = family, n_slots, span, compact
-        self.slots: list[Slot | None] = [None] * n_slots
+        self.family, self.span, self.compact = family, span, compact
+        self.K = _per_device(n_slots)
+        self.slots: list[Slot | None] = [None] * self.K
         self.queue: list[Slot] = []
         self.host: Runs | None = None
         self.n_pad = 0
@@ -118,8 +128,7 @@ class RunQueue:
         if not self.compact:
             return
         busy = [x for x in self.slots if x is not None]
-        n_dev = jax.device_count()
-        need = n_dev * max(1, math.ceil((len(busy) + len(self.queue)) / n_dev))
+        need = _per_device(len(busy) + len(self.queue))
         if need > self.K // 2:
             return
         keep = [i for i, x in enumerate(self.slots) if x is not None]
@@ -256,9 +265,8 @@ class _Search:
         self.family, self.seeds, self.L = family, list(seeds), len(family.lrs)
         self.n_ahead = getattr(family, "speculate", 0)
         self.budget = self.L * (1 + self.n_ahead)  # the runs one seed may hold
-        n_dev = jax.device_count()
         span = getattr(family, "span", 8 * family.settings.eval_every)
-        n_slots = n_slots or n_dev * math.ceil(len(seeds) * self.budget / n_dev)
+        n_slots = n_slots or len(seeds) * self.budget  # RunQueue rounds it up per device
         self.runner = RunQueue(family, n_slots, span, compact=not self.n_ahead)
         self.brackets = {s: bracket() for s in seeds}
         self.current: dict[int, tuple[int, dict[int, Outcome]]] = {}
@@ -286,10 +294,10 @@ class _Search:
 
     def speculate(self) -> None:
         """Give each seed's spare runs (its budget less its pending runs) to the sizes its bracket may test
-        next (:func:`next_sizes`, up to 4 · ``speculate`` of them, in that order) that fit the current
-        bucket; runs of sizes no longer among them are dropped."""
+        next (:func:`next_sizes`, up to 4 · ``speculate`` of them, in order) that fit the current trials'
+        bucket (set here: a size run ahead never opens one); sizes no longer among them are dropped."""
         family, runner = self.family, self.runner
-        pad = family.repad(max(N for N, _ in self.current.values()), runner.n_pad)
+        runner.n_pad = pad = family.repad(max(N for N, _ in self.current.values()), runner.n_pad)
         for s, (N, _) in self.current.items():
 
             def known(M: int, s: int = s) -> bool | None:
@@ -368,20 +376,19 @@ def search_queued(
 
     Same brackets, same stopping rule, same result types; a trial is one (seed, N) over the lr grid, and
     ``on_round`` is called after each decided trial. The slots default to one per run a seed may hold,
-    rounded up to the device count; a span is the family's ``span`` (default 8 evaluation periods).
+    rounded up per device (:class:`RunQueue`); a span is the family's ``span`` (default 8 evaluations).
 
     Speculation (a family with ``speculate`` = s > 0): each seed may hold s · L runs more than its current
     trial's L, given to the sizes its bracket may test next (:func:`next_sizes`: if the current trial
     fails, if it stores, then their own next sizes, breadth first) as long as they fit the current bucket.
     When the current trial is decided, the size the bracket picks keeps the steps it has run, and sizes off
-    the new tree are dropped; so the sizes tested and decided are those of the plain search on the same
-    slots — only sooner: a run's outcome depends on its trial and the slot count, not on when it started.
+    the new tree are dropped; so the sizes tested and decided are those of the plain search, only sooner: a
+    run's outcome depends on its trial only (not on when it started, nor on the slot count).
     A size run ahead may also decide the current trial N (:meth:`_Search.implied`): when a smaller size
     failed (or a larger one stored), N would fail (store) too if storing is monotone in the size, and that
     size is the tighter end, so its trial is recorded and moves the bracket at once, without waiting for N's
     runs (a failing trial's budget), which are dropped; N is not a trial. Both ends of a bracket are
-    therefore always sizes whose runs were measured. The slots never shrink, so one program serves the
-    search.
+    therefore always sizes whose runs were measured. The slots never shrink: one program serves the search.
     """
     search = _Search(family, seeds, lambda: Bracket(guess, n_max, rel_precision, family.first_step), n_slots)
     search.start()
