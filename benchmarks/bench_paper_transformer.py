@@ -18,7 +18,8 @@ Paper's procedure (ported; trained by our engine):
     train as one vmapped program.
 Ours: factrecall.recall.capacity.capacity with the defaults of ``factrecall capacity transformer`` (the work
     queue, the whole rate grid at once, patience 2048, the criterion over every fact in 2 contexts), and the
-    same with criterion_on = "sampled" (the paper's criterion).
+    same with criterion_on = "sampled" (the paper's criterion); ``--ours`` picks among these and
+    ``no-early-stops`` (no stall rule, no race, no patience: a run stops at the criterion or its budget).
 Same problems: a trial (seed, S, R, D) draws its embeddings, fact table and evaluation key from
     padded.trial_data, its batches from padded.batch_key and its initial weights from padded.initial_weights
     in every procedure, so a given (seed, S = R = k) is the same problem; the searches visit different sizes
@@ -90,9 +91,18 @@ def quick_shapes() -> list[dict[str, int]]:
     return [{k: p[k] for k in ("d", "H", "d_h", "m")} for p in fig4_points("quick")]
 
 
-def spec_of(shape: dict[str, int], n_steps: int, batch: int, criterion_on: str = "every-fact") -> tc.Spec:
-    """``factrecall capacity transformer``'s spec of a shape (its defaults, D = 8), at a step budget/batch."""
-    point = TransformerCapacityPoint(**shape, n_steps=n_steps, batch=batch, criterion_on=criterion_on)
+# our procedure's variants (--ours): the command's fields each sets
+OURS = {
+    "every-fact": {},
+    "sampled": {"criterion_on": "sampled"},
+    "no-early-stops": {"early_stops": False, "patience": 0},  # a run stops at the criterion or its budget
+}
+
+
+def spec_of(shape: dict[str, int], n_steps: int, batch: int, variant: str = "every-fact") -> tc.Spec:
+    """``factrecall capacity transformer``'s spec of a shape (its defaults, D = 8), at a step budget/batch,
+    with the fields of one of :data:`OURS`."""
+    point = TransformerCapacityPoint(**shape, n_steps=n_steps, batch=batch, **OURS[variant])
     return point.spec
 
 
@@ -110,7 +120,7 @@ def table_row(
 
 
 def compare_shape(shape: dict[str, int], args: argparse.Namespace) -> None:
-    """One shape: the paper's procedure, ours, ours on the sampled criterion; one row each, then ratios."""
+    """One shape: the paper's procedure, then each of ``args.ours``; one row each, then the time ratios."""
     seeds = tuple(range(args.first_seed, args.first_seed + args.seeds))
     spec = spec_of(shape, args.steps, args.batch)
     params = param_counts(tc.config_of(spec, tc.task_of(spec, 1))).paper
@@ -126,14 +136,14 @@ def compare_shape(shape: dict[str, int], args: argparse.Namespace) -> None:
     facts = [k * k for k in paper.k_per_seed]
     print(table_row("paper's", facts, trials, deciding, paper.seconds, compile_seconds() - compiled))
     seconds = {}
-    for criterion_on in ("every-fact", "sampled"):
+    for variant in args.ours:
         compiled = compile_seconds()
-        ours = tc.capacity(spec_of(shape, args.steps, args.batch, criterion_on), seeds)
+        ours = tc.capacity(spec_of(shape, args.steps, args.batch, variant), seeds)
         facts = ours.summary()["capacity_per_seed"]
         steps = float(np.mean([t.steps for t in ours.trials]))
-        row = (f"ours ({criterion_on})", facts, str(len(ours.trials)), steps, ours.seconds)
+        row = (f"ours ({variant})", facts, str(len(ours.trials)), steps, ours.seconds)
         print(table_row(*row, compile_seconds() - compiled), flush=True)
-        seconds[criterion_on] = ours.seconds
+        seconds[variant] = ours.seconds
     ratios = ", ".join(f"{c} {s / paper.seconds:.2f}" for c, s in seconds.items())
     print(f"time ours / paper's: {ratios}; {load()}", flush=True)
 
@@ -258,6 +268,9 @@ def main() -> None:
     parser.add_argument("--variants", type=int, nargs="+", default=list(range(len(VARIANTS))), help="--to-99")
     parser.add_argument("--bounds", type=int, nargs=2, default=list(BOUNDS), help="the paper's lo, hi")
     parser.add_argument("--to-99", action="store_true", help="steps to 99%% on the item-3 run instead")
+    parser.add_argument(
+        "--ours", nargs="+", choices=list(OURS), default=["every-fact", "sampled"], help="our variants to run"
+    )
     parser.add_argument("--no-header", action="store_true", help=argparse.SUPPRESS)  # a shape's own process
     args = parser.parse_args()
     if args.to_99:
@@ -294,7 +307,7 @@ def in_own_processes(args: argparse.Namespace) -> None:
     reported without losing the others."""
     lo, hi = args.bounds
     common = ["--seeds", str(args.seeds), "--steps", str(args.steps), "--first-seed", str(args.first_seed)]
-    common += ["--batch", str(args.batch), "--bounds", str(lo), str(hi), "--no-header"]
+    common += ["--batch", str(args.batch), "--bounds", str(lo), str(hi), "--ours", *args.ours, "--no-header"]
     for i in args.shapes:
         done = subprocess.run([sys.executable, __file__, "--shapes", str(i), *common], check=False)
         if done.returncode != 0:

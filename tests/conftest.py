@@ -34,9 +34,8 @@ TINY_TRAIN = {
 }
 TINY_PARAMS = 4 * 2 * 4 * 16 + 2 * 16 * 16
 # the suite's transformer-capacity point (``factrecall capacity transformer``): 4·H·d_h·d + 2·m·d = 32
-# parameters; its search starts at S = R = 2 (from 0.11 facts per parameter), fails it and stores S = 2,
-# R = 1 (2 facts; with 1024 steps 2 × 1 fails at 0.75): one compiled program (one bucket), shared by the
-# tests that search it
+# parameters; its search starts at S = R = 2 (from 0.11 facts per parameter): seed 0 stores it (4 facts)
+# and fails 3 × 2 at 0.83: one compiled program (one bucket), shared by the tests that search it
 TINY_CAPACITY = {
     "d": 4,
     "H": 1,
