@@ -4,6 +4,7 @@ unset fields take the model's defaults, the same as the command's and the sweep'
 import pytest
 
 from factrecall.experiments import reproduce, specs
+from factrecall.recall.paper_procedure import point_fields
 
 # figure → the experiment model its points run through
 RUNS_THROUGH = {
@@ -49,9 +50,10 @@ def built(monkeypatch):
 def test_figure_points_build_the_experiment_model_with_its_defaults(built, name):
     figure = reproduce.FIGURES[name]
     for scale in figure.scales:
-        for point in figure.points(scale):
+        for given in figure.points(scale):
             built.clear()
-            figure.run(point, lambda *a: None)
+            figure.run(given, lambda *a: None)
+            point = point_fields(given)  # procedure "paper" resolves criterion_on, patience and early_stops
             (model,) = built
             assert isinstance(model, RUNS_THROUGH[name]), (name, point)
             # (a share is a hybrid's: other mechanisms' points carry 0 or 1 for the figure's axes only)
