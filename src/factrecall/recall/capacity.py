@@ -164,7 +164,7 @@ def spec_of(fields: Mapping[str, Any]) -> Spec:
     :class:`ConfigError` names the bad field)."""
     recipe = trial_recipe(fields["n_steps"], fields["batch"], fields["criterion"])
     shape = [fields[k] for k in ("d", "H", "d_h", "m", "D", "scaling")]
-    patience, on, stops = fields["patience"] or None, fields["criterion_on"], fields.get("early_stops", True)
+    patience, on, stops = fields["patience"] or None, fields["criterion_on"], fields["early_stops"]
     spec = Spec(*shape, recipe, tuple(fields["lrs"]), patience, criterion_on=on, early_stops=stops)
     validate_spec(spec)
     return spec
