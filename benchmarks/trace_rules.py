@@ -9,13 +9,19 @@ criterion stopped before it did, with no other rate of its trial reaching it). I
 
 Usage:
     python benchmarks/trace_rules.py collect OUT.json --d 16 --d-h 2 --m 16 [--seeds 3] [--steps 16384]
-        [--batch 1024] [--lr 0.001 --lr 0.003 --lr 0.01]   (the defaults are ``capacity transformer``'s)
+        [--batch 1024] [--lr 0.001 --lr 0.003 --lr 0.01] [--patience 0] [--no-stall]
+        (the defaults are ``capacity transformer``'s)
     python benchmarks/trace_rules.py replay OUT.json [MORE.json ...]
 
 The search is recorded with patience and the stall rule and without the race (``--with-race`` keeps it), so
-that the race's candidates are replayed on whole trajectories. A replay is exact up to the span (a rule is
-checked where the trace has a point) and takes each run's path as recorded: it does not re-train, so it cannot
-see what a run stopped by the recorded search's own rules would have done later.
+that the race's candidates are replayed on whole trajectories; ``--patience 0 --no-stall`` records every run
+to its criterion or budget, so that patience variants (a longer patience, or none near the criterion) are
+replayed too. A replay is exact up to the span (a rule is checked where the trace has a point) and takes each
+run's path as recorded: it does not re-train, so it cannot see what a run stopped by the recorded search's own
+rules would have done later. Nor does a run's path carry over to a search whose rules stop other runs: at d =
+16 the float rounding of a run changes with the number of runs per device that share its batch
+(``benchmarks/RESULTS.md``, "What a replay cannot see"), so a trial that stores late in the recording may not
+in the search replayed.
 """
 
 from __future__ import annotations
@@ -56,6 +62,8 @@ def collect(args: argparse.Namespace) -> None:
         tc.RACE_MARGIN = float("inf")  # TransformerFamily reads it when built: no run trails by more
     fields = {"d": args.d, "H": args.heads, "d_h": args.d_h, "m": args.m, "n_steps": args.steps}
     fields |= {"batch": args.batch} | ({"lrs": args.lr} if args.lr else {})
+    fields |= {"patience": args.patience} if args.patience is not None else {}
+    fields |= {"early_stops": not args.no_stall}
     spec = TransformerCapacityPoint(**fields).spec
     result = tc.capacity(spec, tuple(range(args.seeds)))
     record = {"lrs": list(spec.lrs), "n_steps": spec.recipe.n_steps, "criterion": spec.recipe.criterion}
@@ -67,13 +75,13 @@ def collect(args: argparse.Namespace) -> None:
     print(f"{args.out}: N* per seed {record['facts_per_seed']}, {result.seconds:.0f} s, {len(stops)} runs")
 
 
-def stall(factor: float, window: float, n_steps: int, criterion: float) -> Rule:
+def stall(factor: float, window: float, n_steps: int, criterion: float, band: float = 0.0) -> Rule:
     """The stall rule (``recall.capacity.hopeless``) at another factor/window, with its family's floor
-    (``TransformerFamily.stall_below``: two facts short of the criterion)."""
+    (``TransformerFamily.stall_below``: two facts short of the criterion, or ``band`` of them if more)."""
 
     def rule(trace: Trace, N: int, rivals: float) -> bool:
         S, R, _ = tc.sizes(N, "linear", 8)
-        below = criterion - 2.0 / (S * R)
+        below = criterion - max(2.0 / (S * R), band)
         return tc.hopeless(trace, n_steps, criterion, below, factor=factor, window=window)
 
     return rule
@@ -87,12 +95,26 @@ def race(margin: float, after: float, n_steps: int, base: Rule) -> Rule:
     return rule
 
 
+def patience(steps: int, short: float, n_steps: int, criterion: float, base: Rule, band: float = 0.0) -> Rule:
+    """``base``, or patience: no gain in the best accuracy for ``steps`` steps while more than ``short``
+    facts (and ``band`` of them) short of the criterion (the command's rule: ``short`` = 2, ``band`` = 0)."""
+
+    def rule(trace: Trace, N: int, rivals: float) -> bool:
+        S, R, _ = tc.sizes(N, "linear", 8)
+        t, b = trace[-1]
+        last_gain = max([s for (s, v), (_, u) in zip(trace[1:], trace[:-1], strict=True) if v > u], default=0)
+        far = (criterion - b) * S * R > short and criterion - b > band
+        return base(trace, N, rivals) or (far and t - last_gain >= steps)
+
+    return rule
+
+
 def replay(path: str) -> None:
     """Each candidate rule on one file's traces: run-steps saved, stored trials lost."""
     rec = json.load(open(path))
-    T, L, crit = rec["n_steps"], len(rec["lrs"]), rec["criterion"]
+    T, L, crit = rec["n_steps"], len(rec["lrs"]), rec.get("criterion", 0.99)
     traces: dict[tuple, Trace] = collections.defaultdict(list)
-    for run, step, best in rec["spans"]:
+    for run, step, best, *_ in rec["spans"]:  # older files add a fourth field
         traces[tuple(run)].append((step, best))
     final = {tuple(run): outcome for run, outcome in rec["stopped"]}  # (best, diverged, steps)
     steps = {r: final[r][2] if r in final else traces[r][-1][0] for r in traces}
@@ -101,7 +123,17 @@ def replay(path: str) -> None:
     for margin in (0.1, 0.15):
         for after in (1 / 16, 1 / 8, 1 / 4):
             rules[f"race {margin}, from {after:g} of the budget"] = race(margin, after, T, now)
-    print(f"\n{path}: {sum(steps.values()):,} run-steps, N* per seed {rec['facts_per_seed']}")
+    default = race(tc.RACE_MARGIN, tc.RACE_AFTER, T, now)
+    for p_steps in (2048, 4096):
+        for short in (2, 4, 8):
+            rules[f"patience {p_steps}, > {short} facts short"] = patience(p_steps, short, T, crit, default)
+    for band in (0.01, 0.02, 0.03):
+        banded = race(
+            tc.RACE_MARGIN, tc.RACE_AFTER, T, stall(tc.STALL_FACTOR, tc.STALL_WINDOW, T, crit, band)
+        )
+        rules[f"patience 2048 and stall, > {band:g} short"] = patience(2048, 2, T, crit, banded, band)
+    found = rec.get("facts_per_seed", rec.get("n_per_seed"))  # older files: size indices
+    print(f"\n{path}: {sum(steps.values()):,} run-steps, N* per seed {found}")
     for name, rule in rules.items():
         saved, cut = 0, set()
         for run, trace in traces.items():
@@ -129,6 +161,8 @@ def main() -> None:
     c.add_argument("--batch", type=int, default=1024)
     c.add_argument("--lr", type=float, action="append")
     c.add_argument("--with-race", action="store_true", help="record the search with the race on")
+    c.add_argument("--patience", type=int, help="the search's patience (0: none; default: the command's)")
+    c.add_argument("--no-stall", action="store_true", help="record the search without the stall rule")
     r = sub.add_parser("replay")
     r.add_argument("files", nargs="+")
     args = parser.parse_args()

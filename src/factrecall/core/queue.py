@@ -4,23 +4,24 @@ build, pad and judge the runs of a trial (trained MLP memories: :mod:`factrecall
 transformers: :mod:`factrecall.recall.capacity`).
 
 Each seed searches on its own (:class:`~factrecall.core.search.Bracket`): its trial at N queues one run per
-learning rate; a trial is decided as soon as one run reaches the criterion (its other runs are dropped,
-queued or running) or when all its runs have stopped. Between spans of steps
-(:func:`factrecall.core.runs.advance_runs`) stopped runs leave their slots and queued runs take them, so
-the batch stays full: a seed whose trial succeeded early starts its next trial while another seed's
-failing trial is still running, and no slot is spent on padding rows or on repeating a round's slowest
-trial. Every slot's problem is padded to one size (the family's pad of the largest N running), so one
-compiled program serves every size of a search as long as the pad holds.
+learning rate; a trial is decided as soon as one run reaches the criterion (its other runs are dropped, queued
+or running) or when all its runs have stopped. Between spans of steps
+(:func:`factrecall.core.runs.advance_runs`) stopped runs leave their slots and queued runs take them, so the
+batch stays full: a seed whose trial succeeded early starts its next trial while another seed's failing trial
+is still running, and no slot is spent on padding rows or on repeating a round's slowest trial. Every slot's
+problem is padded to one size (the family's pad of the largest N running), so one compiled program serves
+every size of a search as long as the pad holds.
 
 A family may also run ahead (``speculate``: spare slots train the sizes a bracket tests next, and one decided
 ahead may take the current trial's place, see :func:`search_queued`), give up on runs whose progress cannot
 reach the criterion (``hopeless``, judged on each run's (step, best) after every span) and stop the runs that
 trail another learning rate of their trial far behind (``race``, see :class:`RunQueue`).
 
-Nothing depends on timing: the schedule, and so every number, is a function of the family, the seeds and
-the device count. Nor on the slot count: a device holds ≥ :data:`MIN_PER_DEVICE` slots, as XLA rounds a
-batch of one run per device differently from one of 2 or more, which round alike (measured on CPU, 2–8 per
-device), so a run's numbers are the same whichever runs share its batch, one seed's search or several.
+Nothing depends on timing: the schedule, and so every number, is a function of the family, the seeds and the
+device count. Nor on the slot count, as far as measured: XLA on CPU rounds a batch of one run per device
+differently from 2 or more, and at larger shapes 2–3 differently from 4 or more (d = 16: 4–8 alike), so a
+device holds ≥ ``family.min_per_device`` slots (default :data:`MIN_PER_DEVICE`) and a run's numbers are then
+the same whichever runs share its batch.
 
 Paper: §3 (Figure 1) and §4 (Figure 4); SPEC §1.4.
 """
@@ -40,7 +41,7 @@ from factrecall.core.engine import Problem, Settings
 from factrecall.core.runs import Runs, advance_runs, decide, start_runs
 from factrecall.core.search import Bracket, Trial, largest, next_sizes, status_line
 
-MIN_PER_DEVICE = 2  # slots per device, at least (see the module docstring)
+MIN_PER_DEVICE = 2  # slots per device, at least, unless the family sets min_per_device (module docstring)
 Slot = tuple[int, int, int]
 """A run: (seed, N, index of its learning rate in the grid)."""
 Outcome = tuple[float, bool, int]
@@ -61,7 +62,7 @@ class Family(Protocol):
     criterion: float
     first_step: float
     settings: Settings
-    # optional: speculate, span (see search_queued), hopeless(N, trace) and race (see RunQueue)
+    # optional: speculate, span (see search_queued), hopeless(N, trace), race (see RunQueue), min_per_device
 
     def problem(self, pad: int) -> Problem:
         """The engine problem the runs train when padded to ``pad`` (one compiled program per pad)."""
@@ -87,10 +88,10 @@ def stack(trees: Sequence[Any]) -> Any:
     return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
 
 
-def _per_device(n: int) -> int:
-    """Slots for ``n`` runs: a multiple of the device count, at least :data:`MIN_PER_DEVICE` per device."""
+def _per_device(n: int, least: int = MIN_PER_DEVICE) -> int:
+    """Slots for ``n`` runs: a multiple of the device count, at least ``least`` per device."""
     n_dev = jax.device_count()
-    return n_dev * max(MIN_PER_DEVICE, math.ceil(n / n_dev))
+    return n_dev * max(least, math.ceil(n / n_dev))
 
 
 class RunQueue:
@@ -107,7 +108,8 @@ class RunQueue:
 
     def __init__(self, family: Family, n_slots: int, span: int, *, compact: bool = True):
         self.family, self.span, self.compact = family, span, compact
-        self.K = _per_device(n_slots)
+        self.least = getattr(family, "min_per_device", MIN_PER_DEVICE)
+        self.K = _per_device(n_slots, self.least)
         self.slots: list[Slot | None] = [None] * self.K
         self.queue: list[Slot] = []
         self.host: Runs | None = None
@@ -128,7 +130,7 @@ class RunQueue:
         if not self.compact:
             return
         busy = [x for x in self.slots if x is not None]
-        need = _per_device(len(busy) + len(self.queue))
+        need = _per_device(len(busy) + len(self.queue), self.least)
         if need > self.K // 2:
             return
         keep = [i for i, x in enumerate(self.slots) if x is not None]
@@ -244,15 +246,8 @@ def decided(family: Family, seed: int, N: int, results: dict[int, Outcome]) -> T
     if len(results) < len(family.lrs) and not any(r[0] >= family.criterion for r in results.values()):
         return None
     done = sorted(results)  # grid order
-    return decide(
-        family.criterion,
-        seed,
-        N,
-        [family.lrs[j] for j in done],
-        [results[j][0] for j in done],
-        [results[j][1] for j in done],
-        [results[j][2] for j in done],
-    )
+    best, diverged, steps = ([results[j][k] for j in done] for k in range(3))
+    return decide(family.criterion, seed, N, [family.lrs[j] for j in done], best, diverged, steps)
 
 
 class _Search:
