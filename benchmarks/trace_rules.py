@@ -18,9 +18,10 @@ that the race's candidates are replayed on whole trajectories; ``--patience 0 --
 to its criterion or budget, so that patience variants (a longer patience, or none near the criterion) are
 replayed too. A replay is exact up to the span (a rule is checked where the trace has a point) and takes each
 run's path as recorded: it does not re-train, so it cannot see what a run stopped by the recorded search's own
-rules would have done later. Nor does a run's path carry over to a search whose rules stop other runs: at d =
-16 the float rounding of a run changes with the number of runs per device that share its batch
-(``benchmarks/RESULTS.md``, "What a replay cannot see"), so a trial that stores late in the recording may not
+rules would have done later. A run's path carries over to a search with other rules only while its rounding
+does not depend on the runs beside it: at d = 16 it did, at 2–3 runs per device against 4 or more, until
+transformer searches kept ``recall.capacity.MIN_PER_DEVICE`` = 4 (``benchmarks/RESULTS.md``, "What a replay
+cannot see"); recordings made before that mix the two roundings, and a trial that stores late in one may not
 in the search replayed.
 """
 
