@@ -21,7 +21,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from factrecall.core.base import Array, Float, Int, Key, Params
+from factrecall.core.base import Array, Float, Int, Key, Params, categorical, flat
 from factrecall.recall.task import RecallTask
 
 
@@ -57,10 +57,10 @@ def sample_counts(task: RecallTask, B: int, *, key: Key) -> Counts:
     k_s, k_r, k_n = jax.random.split(key, 3)
     log_p = -task.alpha_S * jnp.log(jnp.arange(1, task.S + 1.0))
     log_q = -task.alpha_R * jnp.log(jnp.arange(1, task.R + 1.0))
-    s = jax.random.categorical(k_s, log_p, shape=(B,))
-    r = jax.random.categorical(k_r, log_q, shape=(B,))
+    s = categorical(k_s, log_p, B)
+    r = categorical(k_r, log_q, B)
     first_noise = task.S + task.R
-    noise = jax.random.randint(k_n, (B, task.T - 3), first_noise, first_noise + max(task.n_noise, 1))
+    noise = flat(jax.random.randint, k_n, (B, task.T - 3), first_noise, first_noise + max(task.n_noise, 1))
     counts = jnp.zeros((B, task.vocab)).at[jnp.arange(B)[:, None], noise].add(1.0)
     counts = counts.at[jnp.arange(B), s].add(1.0).at[jnp.arange(B), task.S + r].add(1.0)
     counts = counts.at[:, task.eos_id].add(1.0)

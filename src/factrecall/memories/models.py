@@ -14,7 +14,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from factrecall.core.base import Array, Float, Int, Key, Model, Params
+from factrecall.core.base import Array, Float, Int, Key, Model, Params, normal
 from factrecall.core.errors import check
 
 NEG_INF = -1e30  # logit of a padded (non-existent) output: finite so that gradients stay finite
@@ -53,7 +53,7 @@ def linear_memory(d: int, rank: int | None = None) -> Model:
     if rank is None or rank >= d:
 
         def init(key: Key) -> Params:
-            return {"W": jax.random.normal(key, (d, d)) / jnp.sqrt(d)}
+            return {"W": normal(key, (d, d)) / jnp.sqrt(d)}
 
         return Model(init, _apply_linear)
     check(rank >= 1, f"rank must be ≥ 1, got rank={rank}")
@@ -61,8 +61,8 @@ def linear_memory(d: int, rank: int | None = None) -> Model:
     def init_low_rank(key: Key) -> Params:
         k_a, k_b = jax.random.split(key)
         return {
-            "A": jax.random.normal(k_a, (d, rank)) / jnp.sqrt(rank),
-            "B": jax.random.normal(k_b, (rank, d)) / jnp.sqrt(d),
+            "A": normal(k_a, (d, rank)) / jnp.sqrt(rank),
+            "B": normal(k_b, (rank, d)) / jnp.sqrt(d),
         }
 
     return Model(init_low_rank, _apply_linear)
@@ -91,9 +91,9 @@ def mlp_memory(d: int, m: int) -> Model:
     def init(key: Key) -> Params:
         k_w, k_v = jax.random.split(key)
         return {
-            "W": jax.random.normal(k_w, (m, d)) / jnp.sqrt(d),
+            "W": normal(k_w, (m, d)) / jnp.sqrt(d),
             "b": jnp.zeros((m,)),
-            "V": jax.random.normal(k_v, (m, d)) / jnp.sqrt(m),
+            "V": normal(k_v, (m, d)) / jnp.sqrt(m),
         }
 
     return Model(init, _apply_mlp)

@@ -11,7 +11,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from factrecall.core.base import Array, Int, Key, Source, uniform
+from factrecall.core.base import Array, Int, Key, Source, categorical, flat, uniform
 from factrecall.core.errors import check
 from factrecall.memories.targets import zipf_weights
 
@@ -144,7 +144,7 @@ def place(
     B = s.shape[0]
     k_noise, k_s, k_r = jax.random.split(key, 3)
     hi = task.S + task.R + (max(task.n_noise, 1) if n_noise is None else n_noise)
-    tokens = jax.random.randint(k_noise, (B, task.T), task.S + task.R, hi)
+    tokens = flat(jax.random.randint, k_noise, (B, task.T), task.S + task.R, hi)
     rows = jnp.arange(B)
     if task.eos:
         pos_s = jax.random.randint(k_s, (B,), 0, task.T - 1)
@@ -169,8 +169,8 @@ def sample(task: RecallTask, facts: Int[Array, "S R"], B: int, *, key: Key) -> R
     ((5, 6), True)
     """
     k_s, k_r, k_seq = jax.random.split(key, 3)
-    s = jax.random.categorical(k_s, jnp.log(zipf_weights(task.S, task.S, task.alpha_S)), shape=(B,))
-    r = jax.random.categorical(k_r, jnp.log(zipf_weights(task.R, task.R, task.alpha_R)), shape=(B,))
+    s = categorical(k_s, jnp.log(zipf_weights(task.S, task.S, task.alpha_S)), B)
+    r = categorical(k_r, jnp.log(zipf_weights(task.R, task.R, task.alpha_R)), B)
     return RecallBatch(place(task, s, r, key=k_seq), facts[s, r], s, r)
 
 

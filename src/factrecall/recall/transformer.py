@@ -23,7 +23,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from factrecall.core.base import Array, Float, Int, Key, Model, Params
+from factrecall.core.base import Array, Float, Int, Key, Model, Params, normal
 from factrecall.core.bounds import attention_params, mlp_params
 from factrecall.core.errors import check
 from factrecall.memories.embeddings import gaussian
@@ -123,17 +123,17 @@ def init_padded(cfg: TransformerConfig, H: int | Array, m: int | Array, *, key: 
     k = [jax.random.fold_in(key, i) for i in range(8)]
     heads = (jnp.arange(cfg.H) < H).astype(jnp.float32)
     units = (jnp.arange(cfg.m) < m).astype(jnp.float32)
-    qkv = lambda kk: jax.random.normal(kk, (cfg.H, cfg.d, cfg.d_h)) / math.sqrt(cfg.d_h)  # noqa: E731
+    qkv = lambda kk: normal(kk, (cfg.H, cfg.d, cfg.d_h)) / math.sqrt(cfg.d_h)  # noqa: E731
     params = {
         "wte": gaussian(cfg.vocab, cfg.d, key=k[0]),
         "unembed": gaussian(cfg.n_out, cfg.d, key=k[1]),
         "Q": qkv(k[2]),
         "K": qkv(k[3]),
         "V": qkv(k[4]),
-        "O": jax.random.normal(k[5], (cfg.H * cfg.d_h, cfg.d)) / math.sqrt(cfg.d),
-        "W1": jax.random.normal(k[6], (cfg.m, cfg.d)).T / math.sqrt(cfg.d),
+        "O": normal(k[5], (cfg.H * cfg.d_h, cfg.d)) / math.sqrt(cfg.d),
+        "W1": normal(k[6], (cfg.m, cfg.d)).T / math.sqrt(cfg.d),
         "b1": jnp.zeros((cfg.m,)),
-        "W2": jax.random.normal(k[7], (cfg.m, cfg.d)) / jnp.sqrt(jnp.maximum(m, 1).astype(jnp.float32)),
+        "W2": normal(k[7], (cfg.m, cfg.d)) / jnp.sqrt(jnp.maximum(m, 1).astype(jnp.float32)),
     }
     return masked(params, heads, units)
 
