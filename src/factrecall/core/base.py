@@ -34,6 +34,7 @@ __all__ = [
     "Model",
     "Params",
     "Source",
+    "categorical",
     "flat",
     "normal",
     "substream",
