@@ -130,13 +130,15 @@ def test_quick_map_names_its_scaled_down_task_and_fits_no_paper_frontier(tmp_pat
 def test_cell_list_gives_the_full_products_numbers():
     tiny = {"panel": "tradeoff", "d": 8, "D": 2, "S": 4, "d_h": 4, "seeds": [0, 1]}
     tiny |= {"batch": 64, "n_steps": 256, "lrs": [0.03]}
-    full = TRADEOFF.run({**tiny, "Hs": [1, 3], "ms": [0, 16]}, lambda *a: None)
+    # the product H = 3 × m ∈ {0, 16} is one program padded to (3, 16): the listed cells' second program
+    full = TRADEOFF.run({**tiny, "Hs": [3], "ms": [0, 16]}, lambda *a: None)
     # two programs (H = 1 cells padded to (1, 16), H = 3 cells to (3, 16)), cells in another order
     listed = TRADEOFF.run({**tiny, "shapes": [[3, 16], [1, 0], [3, 0], [1, 16]], "programs": 2}, print)
-    assert listed["padded_programs"] == [[1, 16, 2], [3, 16, 2]]
+    assert listed["padded_programs"] == [[1, 16, 2], [3, 16, 2]] and "padded_programs" not in full
     by_cell = {(c["H"], c["m"]): c for c in listed["cells"]}
     assert [by_cell[c["H"], c["m"]] for c in full["cells"]] == full["cells"]
-    assert full["cells"][3]["accuracy"] > full["cells"][0]["accuracy"]  # the cells were trained
+    assert [(c["H"], c["m"]) for c in listed["cells"]] == [(3, 16), (1, 0), (3, 0), (1, 16)]  # as listed
+    assert by_cell[1, 16]["accuracy"] > by_cell[1, 0]["accuracy"]  # the H = 1 program trained too
     with pytest.raises(ConfigError, match="give either 'shapes'"):
         TRADEOFF.run({**tiny, "Hs": [1], "ms": [0], "shapes": [[1, 0]]}, print)
 
