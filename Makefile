@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_dynamics.py
 	$(BIN)/python benchmarks/bench_transformer.py
 	$(BIN)/python benchmarks/bench_editing.py
+	$(BIN)/python benchmarks/bench_draws.py
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache
