@@ -6,13 +6,17 @@ machine-dependent keys are dropped (:data:`VOLATILE`). ``--record`` writes ``ben
 without it, the script compares every metric with the recorded values and prints each difference.
 
 The numbers only have to agree on the same machine with the same JAX device count (the recorded file says
-which); floats are compared exactly, as their JSON text.
+which, with the CPU's model; a different CPU may round differently); floats are compared exactly, as their
+JSON text. On another machine, record a baseline of the unchanged tree first (``--record --file``) and
+compare the change with it.
 
 Usage::
 
     python benchmarks/golden.py            # compare with benchmarks/golden.json; exit 1 on any difference
     python benchmarks/golden.py --record   # (re)write benchmarks/golden.json
     python benchmarks/golden.py --only capacity-linear   # a subset, by name
+    git stash && python benchmarks/golden.py --record --file /tmp/here.json && git stash pop
+    python benchmarks/golden.py --file /tmp/here.json   # this machine's baseline
 """
 
 from __future__ import annotations
@@ -224,11 +228,30 @@ def _diff(path: str, want: Any, got: Any, out: list[str]) -> None:
         out.append(f"{path}: was {json.dumps(want)[:100]}, now {json.dumps(got)[:100]}")
 
 
+def _cpu_model() -> str:
+    """The CPU's model name (Linux), else ``platform.processor()``."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--record", action="store_true", help="write benchmarks/golden.json")
+    parser.add_argument("--record", action="store_true", help="write the golden file")
     parser.add_argument("--only", nargs="*", help="run only these commands (by name)")
+    parser.add_argument(
+        "--file",
+        type=Path,
+        default=GOLDEN,
+        help="the golden file to compare with or record (default benchmarks/golden.json); on another "
+        "machine, record a baseline of the unchanged tree to a file of its own and compare with it",
+    )
     args = parser.parse_args()
+    golden_file: Path = args.file
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         (tmp / "golden.toml").write_text(SWEEP_TOML)
@@ -253,16 +276,21 @@ def main() -> int:
         "cpu_devices": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),
+        "cpu": _cpu_model(),
     }
     if args.record:  # with --only, only those entries are (re)recorded
-        kept = json.loads(GOLDEN.read_text())["results"] if args.only and GOLDEN.exists() else {}
+        kept = json.loads(golden_file.read_text())["results"] if args.only and golden_file.exists() else {}
         results = {**kept, **{k: v for k, v in results.items() if k in picked}}
-        GOLDEN.write_text(
+        golden_file.write_text(
             json.dumps({"machine": machine, "results": results}, indent=1, sort_keys=True) + "\n"
         )
-        print(f"wrote {GOLDEN}")
+        print(f"wrote {golden_file}")
         return 0
-    golden = json.loads(GOLDEN.read_text())
+    golden = json.loads(golden_file.read_text())
+    if golden["machine"] != machine:
+        print(
+            f"note: recorded on {golden['machine']}, running on {machine}: only the same machine must agree"
+        )
     diffs: list[str] = []
     for cmd, got in results.items():
         if cmd in picked:
