@@ -27,6 +27,11 @@ _CACHE = os.environ["FACTRECALL_TEST_JAX_CACHE"]
 os.environ["JAX_COMPILATION_CACHE_DIR"] = _CACHE
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"  # small programs are worth caching too
 os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+# unbounded, unlike the command line's (core.devices.CACHE_MAX_BYTES), and so for the commands the tests run:
+# bounded, JAX scans every entry of the directory on each write, and the suite writes thousands. Unbounded,
+# JAX takes no lock: a worker may read an entry another is still writing; JAX then warns ("Error … while
+# decompressing data") and compiles the program itself: no number changes
+os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"] = "-1"
 
 
 def pytest_unconfigure(config):

@@ -1,4 +1,7 @@
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -35,6 +38,19 @@ def test_capacity_linear_json_is_one_object_with_the_documented_keys(capsys):
     assert len(record["capacity_per_seed"]) == 2 and record["capacity"] >= 20
     assert record["run"]["versions"]["jax"] and record["run"]["device"].startswith("cpu")
     assert record["spec"]["lrs"] == [0.1, 1.0, 10.0]
+
+
+def test_a_commands_compilation_cache_is_bounded_so_its_entries_are_locked(tmp_path):
+    # the suite runs its commands on an unbounded cache (conftest.py); a user's command bounds it
+    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_MAX_SIZE"}
+    env |= {"JAX_COMPILATION_CACHE_DIR": str(tmp_path), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    argv = ["capacity", "linear", "--d", "4", "--seeds", "1", "--json", "--quiet"]
+    code = "from factrecall.cli import main; main()"
+    done = subprocess.run([sys.executable, "-c", code, *argv], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    entries = {p.name.removesuffix("-cache") for p in tmp_path.glob("*-cache")}
+    # JAX keeps an access time beside each entry only when the cache is bounded (it evicts the oldest)
+    assert entries and entries == {p.name.removesuffix("-atime") for p in tmp_path.glob("*-atime")}
 
 
 def test_capacity_mlp_construction_table(capsys):

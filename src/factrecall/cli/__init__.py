@@ -22,7 +22,7 @@ import typer  # noqa: E402
 
 from factrecall.cli import capacity, construct, dynamics, edit, facts, store, transformer  # noqa: E402
 from factrecall.cli.common import click_exceptions  # noqa: E402
-from factrecall.core.devices import compilation_cache_dir  # noqa: E402
+from factrecall.core.devices import CACHE_MAX_BYTES, compilation_cache_dir  # noqa: E402
 from factrecall.core.errors import ConfigError, FactrecallError  # noqa: E402
 
 app = typer.Typer(
@@ -50,6 +50,8 @@ def _global_options(
         jax.config.update("jax_enable_compilation_cache", False)
         return
     jax.config.update("jax_compilation_cache_dir", path)
+    if "JAX_COMPILATION_CACHE_MAX_SIZE" not in os.environ:
+        jax.config.update("jax_compilation_cache_max_size", CACHE_MAX_BYTES)
     if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 

@@ -46,6 +46,13 @@ def use_cpu_cores(n: int | None = None) -> bool:
     return True
 
 
+CACHE_MAX_BYTES = 2**30
+"""The command line's bound on its compilation cache (1 GiB; ``JAX_COMPILATION_CACHE_MAX_SIZE``, in bytes,
+overrides it, −1 for none). Bounded, JAX evicts the least recently used programs and reads and writes every
+entry under a file lock (``filelock``), so processes sharing the cache never read an entry another is still
+writing; unbounded, it takes no lock."""
+
+
 def compilation_cache_dir() -> str | None:
     """Where the command line keeps JAX's persistent compilation cache, or None when it is off.
 
