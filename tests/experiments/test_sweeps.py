@@ -69,6 +69,21 @@ def _cli(*args):
     return subprocess.Popen([sys.executable, "-c", code, *args], env=env, stderr=subprocess.PIPE)
 
 
+def test_a_sweeps_worker_processes_share_the_commands_compilation_cache(tmp_path):
+    # no cache directory in the environment: the command's default one, under XDG_CACHE_HOME
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
+    env |= {"XDG_CACHE_HOME": str(tmp_path / "xdg"), "PYTHONPATH": SRC}
+    cfg = _sweep_file(tmp_path, [4, 6], method="trained", extra="n_steps = 64\n")
+    argv = ["sweep", str(cfg), "--store", str(tmp_path / "r.db"), "--backend", "processes", "--workers", "2"]
+    code = "from factrecall.cli import main; main()"
+    done = subprocess.run([sys.executable, "-c", code, *argv, "-q"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    cache = tmp_path / "xdg" / "factrecall" / "jax"
+    # only the workers train: their training programs are in the cache, each with its access time (bounded)
+    trained = [p.name for p in cache.glob("jit_train-*-cache")]
+    assert trained and all((cache / name.replace("-cache", "-atime")).exists() for name in trained)
+
+
 def _count(db):
     if not db.exists():
         return 0

@@ -47,13 +47,24 @@ def _global_options(
     """Measure how neural networks store facts (Nichani, Lee & Bietti, ICLR 2025)."""
     path = None if no_cache else compilation_cache_dir()
     if path is None:
-        jax.config.update("jax_enable_compilation_cache", False)
-        return
-    jax.config.update("jax_compilation_cache_dir", path)
-    if "JAX_COMPILATION_CACHE_MAX_SIZE" not in os.environ:
-        jax.config.update("jax_compilation_cache_max_size", CACHE_MAX_BYTES)
-    if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+        os.environ["JAX_ENABLE_COMPILATION_CACHE"] = "false"  # the flag wins over the environment
+    else:
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = path
+        os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(CACHE_MAX_BYTES))
+        os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+    # JAX read the environment when it was imported: this process is configured from it here, and the worker
+    # processes a sweep spawns (or Ray starts) inherit it and share the cache (a variable the user set wins)
+    for name, parse in _CACHE_VARIABLES.items():
+        if name in os.environ:
+            jax.config.update(name.lower(), parse(os.environ[name]))
+
+
+_CACHE_VARIABLES = {
+    "JAX_ENABLE_COMPILATION_CACHE": lambda v: v.lower() not in ("0", "false"),
+    "JAX_COMPILATION_CACHE_DIR": str,
+    "JAX_COMPILATION_CACHE_MAX_SIZE": int,
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": float,
+}
 
 
 app.add_typer(capacity.app, name="capacity")
