@@ -63,8 +63,9 @@ def test_a_failed_point_is_recorded_and_the_sweep_goes_on(tmp_path):
             sweeps.run_points(store, "t", "-", "toy", points, _fails_on_d6, quiet=True, resume=False)
 
 
-def _cli(*args):
-    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+def _cli(*args, env=None):
+    env = env if env is not None else os.environ
+    env = {**env, "PYTHONPATH": SRC + os.pathsep + env.get("PYTHONPATH", "")}
     code = "from factrecall.cli import main; main()"
     return subprocess.Popen([sys.executable, "-c", code, *args], env=env, stderr=subprocess.PIPE)
 
@@ -72,12 +73,11 @@ def _cli(*args):
 def test_a_sweeps_worker_processes_share_the_commands_compilation_cache(tmp_path):
     # no cache directory in the environment: the command's default one, under XDG_CACHE_HOME
     env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
-    env |= {"XDG_CACHE_HOME": str(tmp_path / "xdg"), "PYTHONPATH": SRC}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
     cfg = _sweep_file(tmp_path, [4, 6], method="trained", extra="n_steps = 64\n")
     argv = ["sweep", str(cfg), "--store", str(tmp_path / "r.db"), "--backend", "processes", "--workers", "2"]
-    code = "from factrecall.cli import main; main()"
-    done = subprocess.run([sys.executable, "-c", code, *argv, "-q"], env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    proc = _cli(*argv, "-q", env=env)
+    assert proc.wait(timeout=300) == 0, proc.stderr.read().decode()
     cache = tmp_path / "xdg" / "factrecall" / "jax"
     # only the workers train: their training programs are in the cache, each with its access time (bounded)
     trained = [p.name for p in cache.glob("jit_train-*-cache")]

@@ -303,8 +303,7 @@ class Result(NamedTuple):
 
     def facts_of(self, n: int | None) -> int | None:
         """S·R of size index n (0 for n = 0, None for no size)."""
-        S, R, _ = sizes(n or 1, self.spec.scaling, self.spec.D)
-        return None if n is None else S * R if n > 0 else 0
+        return None if n is None else math.prod(sizes(n, self.spec.scaling, self.spec.D)[:2]) if n > 0 else 0
 
     def failed(self, seed: int) -> int | None:
         """The smallest size index that failed above ``seed``'s capacity (None: capped)."""
