@@ -67,3 +67,30 @@ def test_importing_factrecall_does_not_start_jax():
 
     code = "import factrecall, sys; factrecall.Result; assert 'jax' not in sys.modules, 'jax imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_notebook_keeps_its_compiled_programs_where_the_commands_do(tmp_path):
+    """``factrecall.use_compilation_cache()``: off, it says so (``None``) and tells JAX; on, it is the command
+    line's folder (``$XDG_CACHE_HOME/factrecall/jax``), exported for sweep workers, and JAX writes there."""
+    import os
+    import subprocess
+    import sys
+
+    code = """if True:
+        import os, sys, factrecall
+        factrecall.use_cpu_cores()
+        assert factrecall.use_compilation_cache(enabled=False) is None
+        assert os.environ["JAX_ENABLE_COMPILATION_CACHE"] == "false"
+        del os.environ["JAX_ENABLE_COMPILATION_CACHE"]
+        path = factrecall.use_compilation_cache()
+        assert os.environ["JAX_COMPILATION_CACHE_DIR"] == path and path == sys.argv[1], path
+        import jax
+        assert jax.config.jax_enable_compilation_cache and jax.config.jax_compilation_cache_dir == path
+        jax.jit(lambda x: x * 2 + 1)(jax.numpy.ones(3))
+    """
+    drop = ("JAX_COMPILATION_CACHE_DIR", "JAX_ENABLE_COMPILATION_CACHE", "FACTRECALL_NO_CACHE")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env |= {"XDG_CACHE_HOME": str(tmp_path), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    folder = tmp_path / "factrecall" / "jax"
+    subprocess.run([sys.executable, "-c", code, str(folder)], env=env, check=True)
+    assert any(folder.glob("*-cache")), "no compiled program in the cache"

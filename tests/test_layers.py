@@ -20,6 +20,7 @@ MODULES = {
         "base": 0,
         "errors": 0,
         "devices": 0,
+        "cache": 1,
         "fields": 0,
         "io": 1,
         "progress": 0,

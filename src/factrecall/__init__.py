@@ -12,7 +12,8 @@ figures, the report) → ``cli``.
 The calls a researcher makes from a notebook are re-exported here from :mod:`factrecall.api`
 (``factrecall.memory_capacity(...)``, ``factrecall.train_transformer(...)``, ...); they are imported on
 first use, so ``import factrecall`` does not start JAX (call :func:`use_cpu_cores` first to give JAX one
-device per CPU core, as the command line does).
+device per CPU core, as the command line does, and :func:`use_compilation_cache` to keep compiled programs on
+disk as the command line does).
 """
 
 from typing import Any
@@ -39,7 +40,15 @@ API = (
     "train_transformer",
     "transformer_capacity",
 )
-__all__ = ["ConfigError", "FactrecallError", "TrainingError", "__version__", "use_cpu_cores", *API]
+__all__ = [
+    "ConfigError",
+    "FactrecallError",
+    "TrainingError",
+    "__version__",
+    "use_compilation_cache",
+    "use_cpu_cores",
+    *API,
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -47,6 +56,10 @@ def __getattr__(name: str) -> Any:
         from factrecall import api
 
         return getattr(api, name)
+    if name == "use_compilation_cache":  # imports JAX
+        from factrecall.core.cache import use_compilation_cache
+
+        return use_compilation_cache
     raise AttributeError(f"module 'factrecall' has no attribute {name!r}")
 
 

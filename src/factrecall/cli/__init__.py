@@ -14,15 +14,13 @@ import factrecall
 
 factrecall.use_cpu_cores()  # before JAX is imported: one CPU device per core
 
-import os  # noqa: E402
 import sys  # noqa: E402
 
-import jax  # noqa: E402
 import typer  # noqa: E402
 
 from factrecall.cli import capacity, construct, dynamics, edit, facts, store, transformer  # noqa: E402
 from factrecall.cli.common import click_exceptions  # noqa: E402
-from factrecall.core.devices import CACHE_MAX_BYTES, compilation_cache_dir  # noqa: E402
+from factrecall.core.cache import use_compilation_cache  # noqa: E402
 from factrecall.core.errors import ConfigError, FactrecallError  # noqa: E402
 
 app = typer.Typer(
@@ -45,26 +43,8 @@ def _global_options(
     ),
 ) -> None:
     """Measure how neural networks store facts (Nichani, Lee & Bietti, ICLR 2025)."""
-    path = None if no_cache else compilation_cache_dir()
-    if path is None:
-        os.environ["JAX_ENABLE_COMPILATION_CACHE"] = "false"  # the flag wins over the environment
-    else:
-        os.environ["JAX_COMPILATION_CACHE_DIR"] = path
-        os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(CACHE_MAX_BYTES))
-        os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
-    # JAX read the environment when it was imported: this process is configured from it here, and the worker
-    # processes a sweep spawns (or Ray starts) inherit it and share the cache (a variable the user set wins)
-    for name, parse in _CACHE_VARIABLES.items():
-        if name in os.environ:
-            jax.config.update(name.lower(), parse(os.environ[name]))
-
-
-_CACHE_VARIABLES = {
-    "JAX_ENABLE_COMPILATION_CACHE": lambda v: v.lower() not in ("0", "false"),
-    "JAX_COMPILATION_CACHE_DIR": str,
-    "JAX_COMPILATION_CACHE_MAX_SIZE": int,
-    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": float,
-}
+    # exported to the environment too: the worker processes a sweep spawns (or Ray starts) share the cache
+    use_compilation_cache(not no_cache)
 
 
 app.add_typer(capacity.app, name="capacity")

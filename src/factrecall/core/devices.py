@@ -1,4 +1,5 @@
-"""How many CPU cores this process may use, and exposing them to JAX as separate devices (no JAX here).
+"""How many CPU cores this process may use, and exposing them to JAX as separate devices; where the
+compilation cache lives (no JAX here: :mod:`factrecall.core.cache` turns the cache on).
 
 :func:`use_cpu_cores` must run before JAX is imported; ``factrecall`` re-exports it, and the CLI, the tests,
 the benchmarks and every sweep worker call it first thing, so a point is computed with the same device count

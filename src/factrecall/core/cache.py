@@ -1,0 +1,51 @@
+"""JAX's persistent compilation cache, turned on (or off) as every command does; ``factrecall`` re-exports
+:func:`use_compilation_cache` for notebooks and scripts."""
+
+from __future__ import annotations
+
+import os
+
+import jax
+
+from factrecall.core.devices import CACHE_MAX_BYTES, compilation_cache_dir
+
+# JAX reads these when it is imported; use_compilation_cache sets them for this process from the environment
+_CACHE_VARIABLES = {
+    "JAX_ENABLE_COMPILATION_CACHE": lambda v: v.lower() not in ("0", "false"),
+    "JAX_COMPILATION_CACHE_DIR": str,
+    "JAX_COMPILATION_CACHE_MAX_SIZE": int,
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": float,
+}
+
+
+def use_compilation_cache(enabled: bool = True) -> str | None:
+    """Keep JAX's compiled programs on disk, as every command does: a program compiled once (in this process,
+    an earlier one, or a command) is loaded instead of compiled again. A loaded program is the compiled one,
+    so no number changes.
+
+    The cache is :func:`compilation_cache_dir` (shared with the command line), bounded at
+    :data:`CACHE_MAX_BYTES`, and keeps programs that took at least 0.5 s to compile. The settings are
+    exported to this process's environment too, so the worker processes a sweep starts share the cache; a
+    variable already set wins (``JAX_COMPILATION_CACHE_MAX_SIZE``,
+    ``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS``), except that ``enabled=False`` always turns the cache off
+    (``JAX_ENABLE_COMPILATION_CACHE=false``). Call it before the first computation: JAX may not take up a
+    cache folder once it has compiled something.
+
+    Args:
+        enabled: False turns the cache off (the command line's ``--no-cache``).
+
+    Returns:
+        The cache's folder, or None when it is off (``enabled=False`` or ``FACTRECALL_NO_CACHE=1``).
+    """
+    path = compilation_cache_dir() if enabled else None
+    if path is None:
+        os.environ["JAX_ENABLE_COMPILATION_CACHE"] = "false"
+    else:
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = path
+        os.environ.setdefault("JAX_ENABLE_COMPILATION_CACHE", "true")  # JAX's default
+        os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(CACHE_MAX_BYTES))
+        os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+    for name, parse in _CACHE_VARIABLES.items():
+        if name in os.environ:
+            jax.config.update(name.lower(), parse(os.environ[name]))
+    return path
