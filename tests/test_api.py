@@ -70,8 +70,9 @@ def test_importing_factrecall_does_not_start_jax():
 
 
 def test_a_notebook_keeps_its_compiled_programs_where_the_commands_do(tmp_path):
-    """``factrecall.use_compilation_cache()``: off, it says so (``None``) and tells JAX; on, it is the command
-    line's folder (``$XDG_CACHE_HOME/factrecall/jax``), exported for sweep workers, and JAX writes there."""
+    """``factrecall.use_compilation_cache()``: off, it says so (``None``) and tells JAX; on again, it is the
+    command line's folder (``$XDG_CACHE_HOME/factrecall/jax``), exported for sweep workers, and JAX writes
+    there."""
     import os
     import subprocess
     import sys
@@ -81,8 +82,7 @@ def test_a_notebook_keeps_its_compiled_programs_where_the_commands_do(tmp_path):
         factrecall.use_cpu_cores()
         assert factrecall.use_compilation_cache(enabled=False) is None
         assert os.environ["JAX_ENABLE_COMPILATION_CACHE"] == "false"
-        del os.environ["JAX_ENABLE_COMPILATION_CACHE"]
-        path = factrecall.use_compilation_cache()
+        path = factrecall.use_compilation_cache()  # and on again
         assert os.environ["JAX_COMPILATION_CACHE_DIR"] == path and path == sys.argv[1], path
         import jax
         assert jax.config.jax_enable_compilation_cache and jax.config.jax_compilation_cache_dir == path

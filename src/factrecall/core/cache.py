@@ -16,6 +16,7 @@ _CACHE_VARIABLES = {
     "JAX_COMPILATION_CACHE_MAX_SIZE": int,
     "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": float,
 }
+_turned_off = False  # this process's JAX_ENABLE_COMPILATION_CACHE=false is ours (enabling undoes it)
 
 
 def use_compilation_cache(enabled: bool = True) -> str | None:
@@ -28,8 +29,8 @@ def use_compilation_cache(enabled: bool = True) -> str | None:
     exported to this process's environment too, so the worker processes a sweep starts share the cache; a
     variable already set wins (``JAX_COMPILATION_CACHE_MAX_SIZE``,
     ``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS``), except that ``enabled=False`` always turns the cache off
-    (``JAX_ENABLE_COMPILATION_CACHE=false``). Call it before the first computation: JAX may not take up a
-    cache folder once it has compiled something.
+    (``JAX_ENABLE_COMPILATION_CACHE=false``), and ``enabled=True`` undoes that. Call it before the first
+    computation: JAX may not take up a cache folder once it has compiled something.
 
     Args:
         enabled: False turns the cache off (the command line's ``--no-cache``).
@@ -37,12 +38,17 @@ def use_compilation_cache(enabled: bool = True) -> str | None:
     Returns:
         The cache's folder, or None when it is off (``enabled=False`` or ``FACTRECALL_NO_CACHE=1``).
     """
+    global _turned_off
     path = compilation_cache_dir() if enabled else None
     if path is None:
         os.environ["JAX_ENABLE_COMPILATION_CACHE"] = "false"
+        _turned_off = True
     else:
         os.environ["JAX_COMPILATION_CACHE_DIR"] = path
+        if _turned_off:
+            os.environ["JAX_ENABLE_COMPILATION_CACHE"] = "true"
         os.environ.setdefault("JAX_ENABLE_COMPILATION_CACHE", "true")  # JAX's default
+        _turned_off = False
         os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(CACHE_MAX_BYTES))
         os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
     for name, parse in _CACHE_VARIABLES.items():
