@@ -42,15 +42,13 @@ def use_compilation_cache(enabled: bool = True) -> str | None:
     path = compilation_cache_dir() if enabled else None
     if path is None:
         os.environ["JAX_ENABLE_COMPILATION_CACHE"] = "false"
-        _turned_off = True
     else:
         os.environ["JAX_COMPILATION_CACHE_DIR"] = path
-        if _turned_off:
+        if _turned_off:  # our own "off", not the user's
             os.environ["JAX_ENABLE_COMPILATION_CACHE"] = "true"
-        os.environ.setdefault("JAX_ENABLE_COMPILATION_CACHE", "true")  # JAX's default
-        _turned_off = False
         os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(CACHE_MAX_BYTES))
         os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+    _turned_off = path is None
     for name, parse in _CACHE_VARIABLES.items():
         if name in os.environ:
             jax.config.update(name.lower(), parse(os.environ[name]))
