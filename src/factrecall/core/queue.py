@@ -263,6 +263,8 @@ class _Search:
         span = getattr(family, "span", 8 * family.settings.eval_every)
         n_slots = n_slots or len(seeds) * self.budget  # RunQueue rounds it up per device
         self.runner = RunQueue(family, n_slots, span, compact=not self.n_ahead)
+        if self.n_ahead:  # the slots never shrink: a slot the budget leaves idle runs further ahead instead
+            self.budget = max(self.budget, self.runner.K // len(self.seeds))
         self.brackets = {s: bracket() for s in seeds}
         self.current: dict[int, tuple[int, dict[int, Outcome]]] = {}
         self.ahead: dict[int, dict[int, dict[int, Outcome]]] = {s: {} for s in seeds}
@@ -374,8 +376,11 @@ def search_queued(
     rounded up per device (:class:`RunQueue`); a span is the family's ``span`` (default 8 evaluations).
 
     Speculation (a family with ``speculate`` = s > 0): each seed may hold s · L runs more than its current
-    trial's L, given to the sizes its bracket may test next (:func:`next_sizes`: if the current trial
-    fails, if it stores, then their own next sizes, breadth first) as long as they fit the current bucket.
+    trial's L — more when the slots (at least the family's ``min_per_device`` per device) outnumber the
+    seeds' (1 + s) · L runs: a seed then holds its share of the slots, since an idle slot computes as a busy
+    one —, given to the sizes its bracket may test next (:func:`next_sizes`: if the current trial fails, if
+    it stores, then their own next sizes, breadth first, up to 4 · s sizes) as long as they fit the current
+    bucket.
     When the current trial is decided, the size the bracket picks keeps the steps it has run, and sizes off
     the new tree are dropped; so the sizes tested and decided are those of the plain search, only sooner: a
     run's outcome depends on its trial only (not on when it started, nor on the slot count).
