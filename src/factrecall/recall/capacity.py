@@ -58,9 +58,8 @@ FIRST_GUESS_FACTS_PER_PARAM = 0.11
 # search only: on a CPU a run ahead costs a step as much as a deciding run, so it pays only where the search
 # is otherwise sequential (one seed: 33-44 s vs 51-63 s on the quick point; three seeds: 172 s with, 85 s
 # without, the same N*). One trial ahead, not two: the size after a failure, when it fails, decides the
-# current trial before its budget is spent, and fewer slots step faster (quick: 59 vs 81 s; d = 16: 136/185).
-# Measured before MIN_PER_DEVICE = 4: its floor (8 slots on 2 devices) now exceeds the 2 × 3 runs one trial
-# ahead holds, and the search gives the spare slots to sizes further ahead (core.queue.search_queued)
+# current trial before its budget is spent, and fewer slots step faster (quick: 59 vs 81 s; d = 16: 136/185);
+# measured before MIN_PER_DEVICE = 4, whose spare slots now run further ahead (core.queue.search_queued)
 SPECULATE = 1
 SPAN_PERIODS = 2  # evaluation periods between refills of the work queue's slots
 # the stall rule (:func:`hopeless`): a run more than two facts short whose best accuracy, extrapolated
