@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
+import filelock
 import jax
 
 from factrecall.core.devices import CACHE_MAX_BYTES, compilation_cache_dir
@@ -49,7 +51,35 @@ def use_compilation_cache(enabled: bool = True) -> str | None:
         os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(CACHE_MAX_BYTES))
         os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
     _turned_off = path is None
+    if path is not None and int(os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"]) > 0:
+        mend_access_times(path)
     for name, parse in _CACHE_VARIABLES.items():
         if name in os.environ:
             jax.config.update(name.lower(), parse(os.environ[name]))
     return path
+
+
+def mend_access_times(path: str) -> int:
+    """Give each program in the cache folder ``path`` that has no access-time file one (its write time);
+    return how many were mended.
+
+    A bounded JAX cache reads every entry's ``<key>-atime`` file whenever it writes one, and a missing file
+    fails the write: JAX warns ("Error writing persistent compilation cache entry … -atime") and keeps
+    nothing, for every new program, for good. Entries written unbounded (``JAX_COMPILATION_CACHE_MAX_SIZE``
+    −1, or by factrecall before its cache was bounded) have no such file. Done under JAX's own lock; skipped
+    if another process holds it for 10 s.
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        return 0
+    try:
+        with filelock.FileLock(folder / ".lockfile", timeout=10):
+            mended = 0
+            for entry in folder.glob("*-cache"):
+                atime = folder / (entry.name.removesuffix("-cache") + "-atime")
+                if not atime.exists():
+                    atime.write_bytes(entry.stat().st_mtime_ns.to_bytes(8, "little"))
+                    mended += 1
+            return mended
+    except filelock.Timeout:
+        return 0
