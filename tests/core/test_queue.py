@@ -109,6 +109,39 @@ def test_a_one_seed_search_gives_the_slots_its_budget_leaves_idle_to_sizes_furth
     assert families[2].advances < families[1].advances < families[0].advances
 
 
+def test_several_seeds_give_the_slots_their_trials_leave_idle_to_sizes_ahead(monkeypatch):
+    """A family with ``fill`` and no ``speculate`` (the transformer's several-seed search) holds its seeds'
+    current trials in a slot floor larger than they need; its spare slots, shared among the seeds still
+    searching, run the sizes ahead: the same trials (seed, size, outcome, steps) in fewer spans, no slot
+    shrinks, and no more runs than slots are ever held."""
+
+    class Floored(Fake):
+        min_per_device = 4  # ≥ 8 slots on 2 devices for 2 seeds × 2 rates
+
+    class Filled(Floored):
+        fill = True
+
+    held: list[tuple[int, int]] = []
+    place = queue.RunQueue._place
+
+    def counting(self):
+        place(self)
+        held.append((sum(slot is not None for slot in self.slots), self.K))
+
+    monkeypatch.setattr(queue.RunQueue, "_place", counting)
+    families, results, most, slots = (Floored(), Filled()), [], [], []
+    for family in families:
+        held.clear()
+        n, _, trials = _search(family)
+        results.append((n, sorted((t.seed, t.N, t.stored, t.steps) for t in trials)))
+        most.append(max(busy for busy, _ in held))
+        slots.append({K for _, K in held})
+    assert results[0] == results[1] and results[0][0] == (CAPACITY, CAPACITY)
+    assert most[0] == 2 * len(Fake.lrs) < most[1] <= min(slots[1])  # the spare slots were given work
+    assert len(slots[1]) == 1  # the slot count (the program) never changed
+    assert families[1].advances < families[0].advances
+
+
 def test_a_size_decided_ahead_decides_the_current_trial():
     """Failing sizes just above the capacity (38-59) are given up after 64 steps, larger ones run the whole
     budget: a larger failing trial is decided as soon as a smaller size run ahead fails (storing is monotone

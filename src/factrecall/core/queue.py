@@ -12,10 +12,9 @@ is still running, and no slot is spent on padding rows or on repeating a round's
 problem is padded to one size (the family's pad of the largest N running), so one compiled program serves
 every size of a search as long as the pad holds.
 
-A family may also run ahead (``speculate``: spare slots train the sizes a bracket tests next, and one decided
-ahead may take the current trial's place, see :func:`search_queued`), give up on runs whose progress cannot
-reach the criterion (``hopeless``, judged on each run's (step, best) after every span) and stop the runs that
-trail another learning rate of their trial far behind (``race``, see :class:`RunQueue`).
+A family may run ahead (``speculate``, ``fill``: spare slots train the sizes a bracket tests next, see
+:func:`search_queued`), give up on runs that cannot reach the criterion (``hopeless``, on each run's (step,
+best) after every span) and stop runs far behind another rate of their trial (``race``, :class:`RunQueue`).
 
 Nothing depends on timing: the schedule, and so every number, is a function of the family, the seeds and the
 device count. Nor on the slot count, as far as measured: XLA on CPU rounds a batch of one run per device
@@ -62,7 +61,7 @@ class Family(Protocol):
     criterion: float
     first_step: float
     settings: Settings
-    # optional: speculate, span (see search_queued), hopeless(N, trace), race (see RunQueue), min_per_device
+    # optional: speculate, fill, span (search_queued), hopeless(N, trace), race (RunQueue), min_per_device
 
     def problem(self, pad: int) -> Problem:
         """The engine problem the runs train when padded to ``pad`` (one compiled program per pad)."""
@@ -259,12 +258,11 @@ class _Search:
     ):
         self.family, self.seeds, self.L = family, list(seeds), len(family.lrs)
         self.n_ahead = getattr(family, "speculate", 0)
-        self.budget = self.L * (1 + self.n_ahead)  # the runs one seed may hold
+        self.fill = getattr(family, "fill", False) or self.n_ahead > 0  # run ahead (see search_queued)
+        self.budget = self.L * (1 + self.n_ahead)  # the runs one seed may hold, at least
         span = getattr(family, "span", 8 * family.settings.eval_every)
         n_slots = n_slots or len(seeds) * self.budget  # RunQueue rounds it up per device
-        self.runner = RunQueue(family, n_slots, span, compact=not self.n_ahead)
-        if self.n_ahead:  # the slots never shrink: a slot the budget leaves idle runs further ahead instead
-            self.budget = max(self.budget, self.runner.K // len(self.seeds))
+        self.runner = RunQueue(family, n_slots, span, compact=not self.fill)  # running ahead: never shrinks
         self.brackets = {s: bracket() for s in seeds}
         self.current: dict[int, tuple[int, dict[int, Outcome]]] = {}
         self.ahead: dict[int, dict[int, dict[int, Outcome]]] = {s: {} for s in seeds}
@@ -290,21 +288,25 @@ class _Search:
         return free
 
     def speculate(self) -> None:
-        """Give each seed's spare runs (its budget less its pending runs) to the sizes its bracket may test
-        next (:func:`next_sizes`, up to 4 · ``speculate`` of them, in order) that fit the current trials'
-        bucket (set here: a size run ahead never opens one); sizes no longer among them are dropped."""
+        """Give each seed's spare runs (its budget or, if larger, its share of the slots among the seeds still
+        searching, less its pending runs) to the sizes its bracket may test next (:func:`next_sizes`, up to
+        4 · max(1, ``speculate``), in order) that fit the current trials' bucket (set here: a size run ahead
+        never opens one); sizes no longer among them are dropped."""
         family, runner = self.family, self.runner
         runner.n_pad = pad = family.repad(max(N for N, _ in self.current.values()), runner.n_pad)
-        for s, (N, _) in self.current.items():
+        active = [s for s in self.seeds if s in self.current]
+        share, extra = divmod(runner.K, len(active))
+        for i, s in enumerate(active):
+            N = self.current[s][0]
 
             def known(M: int, s: int = s) -> bool | None:
                 trial = decided(family, s, M, self.ahead[s].get(M, {}))
                 return None if trial is None else trial.stored
 
-            sizes = next_sizes(self.brackets[s], N, known, 4 * self.n_ahead)
+            sizes = next_sizes(self.brackets[s], N, known, 4 * max(1, self.n_ahead))
             for M in {x[1] for x in runner.pending(s)} - {N, *sizes}:
                 runner.drop(s, size=M)
-            free = self.budget - len(runner.pending(s))
+            free = max(self.budget, share + (i < extra)) - len(runner.pending(s))
             for M in sizes:
                 results = self.ahead[s].setdefault(M, {})
                 if family.repad(M, pad) == pad and decided(family, s, M, results) is None:
@@ -375,14 +377,12 @@ def search_queued(
     ``on_round`` is called after each decided trial. The slots default to one per run a seed may hold,
     rounded up per device (:class:`RunQueue`); a span is the family's ``span`` (default 8 evaluations).
 
-    Speculation (a family with ``speculate`` = s > 0): each seed may hold s · L runs more than its current
-    trial's L — more when the slots (at least the family's ``min_per_device`` per device) outnumber the
-    seeds' (1 + s) · L runs: a seed then holds its share of the slots, since an idle slot computes as a busy
-    one —, given to the sizes its bracket may test next (:func:`next_sizes`: if the current trial fails, if
-    it stores, then their own next sizes, breadth first, up to 4 · s sizes) as long as they fit the current
-    bucket.
-    When the current trial is decided, the size the bracket picks keeps the steps it has run, and sizes off
-    the new tree are dropped; so the sizes tested and decided are those of the plain search, only sooner: a
+    Running ahead (a family with ``speculate`` = s > 0, or ``fill``): a seed may hold s · L runs beyond its
+    current trial's L, or its share of the slots (≥ ``min_per_device`` per device; an idle slot computes as a
+    busy one) among the seeds still searching if larger, for the sizes its bracket may test next
+    (:func:`next_sizes`: if the current trial fails, if it stores, then theirs, breadth first) that fit the
+    current bucket. When the current trial is decided, the size the bracket picks keeps its steps, and sizes
+    off the new tree are dropped; so the sizes tested and decided are those of the plain search, sooner: a
     run's outcome depends on its trial only (not on when it started, nor on the slot count).
     A size run ahead may also decide the current trial N (:meth:`_Search.implied`): when a smaller size
     failed (or a larger one stored), N would fail (store) too if storing is monotone in the size, and that
@@ -393,7 +393,7 @@ def search_queued(
     search = _Search(family, seeds, lambda: Bracket(guess, n_max, rel_precision, family.first_step), n_slots)
     search.start()
     while search.current:
-        if search.n_ahead:
+        if search.fill:
             search.speculate()
         search.collect(search.runner.advance())
         search.decide(on_round)

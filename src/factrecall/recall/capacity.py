@@ -10,10 +10,10 @@ rate and seed of a search is one compiled program (the problems are padded to a 
 criterion stops when it gained nothing for ``patience`` steps or when its pace cannot reach the criterion
 by the budget (:func:`hopeless`), and a run far behind another learning rate of its trial stops too (the
 race: :data:`RACE_MARGIN`; neither with ``early_stops`` off). The search starts below the paper's guide
-(success is cheap, failure costs the budget), and a one-seed search runs ahead: the seed's spare slots train
-the sizes its bracket may test next, and the one the bracket picks keeps its steps; a smaller size that fails
-ahead decides the current trial as failed (a larger one that stores, as stored) — the same sizes as without
-running ahead when storing is monotone in the size, decided sooner (:data:`SPECULATE`).
+(success is cheap, failure costs the budget), and a search runs ahead in its spare slots (one seed: a trial's
+worth more): they train the sizes a bracket may test next, the one it picks keeps its steps; a smaller size
+failing ahead decides the current trial as failed (a larger one that stores, as stored) — the same sizes as
+without running ahead when storing is monotone in the size, decided sooner (:data:`SPECULATE`).
 
 Sizes are indexed by one integer n. ``linear`` (S = R, Figure 4's) grows one subject or one relation at a
 time: n ↦ (S, R) = (⌊n/2⌋ + 1, ⌈n/2⌉), i.e. (1, 1), (2, 1), (2, 2), (3, 2), …, so a finished bracket is
@@ -54,12 +54,11 @@ FACTS_PER_PARAM_GUIDE = PAPER["transformer_facts_per_param"].value
 # first trial usually stores (and stops early, at the criterion); a failing trial costs the whole budget,
 # so the search approaches the boundary from below
 FIRST_GUESS_FACTS_PER_PARAM = 0.11
-# trials' worth of runs a seed holds ahead of its current trial (core.queue.search_queued), in a one-seed
-# search only: on a CPU a run ahead costs a step as much as a deciding run, so it pays only where the search
-# is otherwise sequential (one seed: 33-44 s vs 51-63 s on the quick point; three seeds: 172 s with, 85 s
-# without, the same N*). One trial ahead, not two: the size after a failure, when it fails, decides the
-# current trial before its budget is spent, and fewer slots step faster (quick: 59 vs 81 s; d = 16: 136/185);
-# measured before MIN_PER_DEVICE = 4, whose spare slots now run further ahead (core.queue.search_queued)
+# trials' worth of runs a seed holds ahead of its current trial (core.queue.search_queued), one-seed searches
+# only: on a CPU a run ahead costs a step as much as a deciding run (one seed: 33-44 s vs 51-63 s on the quick
+# point; three seeds: 172 s with, 85 s without). One trial ahead, not two: the size after a failure, when it
+# fails, decides the current trial sooner, and fewer slots step faster (quick: 59 vs 81 s; d = 16: 136/185).
+# Measured before MIN_PER_DEVICE = 4, whose spare slots now run ahead in every search (``fill``)
 SPECULATE = 1
 SPAN_PERIODS = 2  # evaluation periods between refills of the work queue's slots
 # the stall rule (:func:`hopeless`): a run more than two facts short whose best accuracy, extrapolated
@@ -234,6 +233,7 @@ class TransformerFamily:
 
     first_step = FIRST_STEP
     min_per_device = MIN_PER_DEVICE
+    fill = True  # slots the seeds' trials leave idle (the floor above) run ahead (core.queue.search_queued)
 
     def __init__(self, spec: Spec, speculate: int = SPECULATE):
         self.spec, self.lrs, self.criterion = spec, spec.lrs, spec.recipe.criterion
