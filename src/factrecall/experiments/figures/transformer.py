@@ -370,7 +370,7 @@ FIG4 = Figure(
     "≈ 0.105 (paper's 0.15) at the quick budget; the paper's procedure on 3 of its shapes (d = 8, 16 at "
     "H·d_h/d = m/d = 1; d = 16 at H·d_h/d = 0.5): facts/param ours / paper's procedure 1.12 (medians 30 vs "
     "25, 182 vs 169, 132 vs 121; 2026-12-02, the same before and after the work queue's slot fix); "
-    "medium (9 shapes, d ≤ 32, the paper's recipe): 61 min on 2 CPU cores partly shared (2026-12-02), "
+    "medium (9 shapes, d ≤ 32, the paper's recipe): 61–65 min on 2 CPU cores (2026-12-02), "
     "facts/param 0.090 and slope 0.80 over the 9; 0.11–0.15 on the diagonal d = 11…32, 0.024 and 0.056 "
     "on the attention-heavy corners (H·d_h/d = 4)",
     scales=SCALES,
