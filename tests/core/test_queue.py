@@ -81,46 +81,8 @@ def test_speculation_decides_the_same_sizes_sooner():
     assert ahead.advances < plain.advances  # the failing trials ran side by side
 
 
-def test_a_one_seed_search_gives_the_slots_its_budget_leaves_idle_to_sizes_further_ahead(monkeypatch):
-    """A one-seed search holds rates × (1 + speculate) runs, but the family's slot floor (``min_per_device``,
-    4 per device for the transformer) can give it more slots, computed whether busy or not: those run sizes
-    further ahead, so the same trials (sizes, outcomes, steps) are decided in fewer spans."""
-
-    class Floored(Fake):
-        min_per_device = 6  # slots ≥ 6 > 2 rates × (1 + 1)
-
-    busy: list[int] = []
-    place = queue.RunQueue._place
-
-    def counting(self):
-        place(self)
-        busy.append(sum(slot is not None for slot in self.slots))
-
-    monkeypatch.setattr(queue.RunQueue, "_place", counting)
-    options = {"n_max": 1000, "rel_precision": 1e-9, "on_round": None}
-    families, results, most = (Fake(), Fake(1), Floored(1)), [], []  # plain; one ahead in 4 slots; in ≥ 6
-    for family in families:
-        busy.clear()
-        n, _, trials = queue.search_queued(family, [0], 10, **options)
-        results.append((n, sorted((t.N, t.stored, t.steps) for t in trials)))
-        most.append(max(busy))
-    assert results[0] == results[1] == results[2] and results[0][0] == (CAPACITY,)
-    assert most[1] == 2 * len(Fake.lrs) < most[2]  # the floor's extra slots were given work
-    assert families[2].advances < families[1].advances < families[0].advances
-
-
-def test_several_seeds_give_the_slots_their_trials_leave_idle_to_sizes_ahead(monkeypatch):
-    """A family with ``fill`` and no ``speculate`` (the transformer's several-seed search) holds its seeds'
-    current trials in a slot floor larger than they need; its spare slots, shared among the seeds still
-    searching, run the sizes ahead: the same trials (seed, size, outcome, steps) in fewer spans, no slot
-    shrinks, and no more runs than slots are ever held."""
-
-    class Floored(Fake):
-        min_per_device = 4  # ≥ 8 slots on 2 devices for 2 seeds × 2 rates
-
-    class Filled(Floored):
-        fill = True
-
+def _placements(monkeypatch) -> list[tuple[int, int]]:
+    """After every placement of the work queue's slots: (slots holding a run, slot count)."""
     held: list[tuple[int, int]] = []
     place = queue.RunQueue._place
 
@@ -129,6 +91,43 @@ def test_several_seeds_give_the_slots_their_trials_leave_idle_to_sizes_ahead(mon
         held.append((sum(slot is not None for slot in self.slots), self.K))
 
     monkeypatch.setattr(queue.RunQueue, "_place", counting)
+    return held
+
+
+def test_a_one_seed_search_gives_the_slots_its_budget_leaves_idle_to_sizes_further_ahead(monkeypatch):
+    """A one-seed search holds rates × (1 + speculate) runs, but the family's slot floor (``min_per_device``,
+    4 per device for the transformer) can give it more slots, computed whether busy or not: those run sizes
+    further ahead, so the same trials (sizes, outcomes, steps) are decided in fewer spans."""
+
+    class Floored(Fake):
+        min_per_device = 6  # slots ≥ 6 > 2 rates × (1 + 1)
+
+    held = _placements(monkeypatch)
+    options = {"n_max": 1000, "rel_precision": 1e-9, "on_round": None}
+    families, results, most = (Fake(), Fake(1), Floored(1)), [], []  # plain; one ahead in 4 slots; in ≥ 6
+    for family in families:
+        held.clear()
+        n, _, trials = queue.search_queued(family, [0], 10, **options)
+        results.append((n, sorted((t.N, t.stored, t.steps) for t in trials)))
+        most.append(max(busy for busy, _ in held))
+    assert results[0] == results[1] == results[2] and results[0][0] == (CAPACITY,)
+    assert most[1] == 2 * len(Fake.lrs) < most[2]  # the floor's extra slots were given work
+    assert families[2].advances < families[1].advances < families[0].advances
+
+
+def test_several_seeds_give_the_slots_their_trials_leave_idle_to_sizes_ahead(monkeypatch):
+    """A family with ``fill`` and no ``speculate`` (the transformer's several-seed search) holds its seeds'
+    current trials in a slot floor larger than they need; its spare slots, shared among the seeds still
+    searching, run the sizes ahead: the same trials (seed, size, outcome, steps) in fewer spans, and the
+    slot count never changes."""
+
+    class Floored(Fake):
+        min_per_device = 4  # ≥ 8 slots on 2 devices for 2 seeds × 2 rates
+
+    class Filled(Floored):
+        fill = True
+
+    held = _placements(monkeypatch)
     families, results, most, slots = (Floored(), Filled()), [], [], []
     for family in families:
         held.clear()
